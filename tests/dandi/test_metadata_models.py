@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, Required, Union, get_args, get_origin
 
 import pytest
-
 import scibind_generated.dandi_metadata as dm
 from scibind_generated.dandi_metadata import _source
 
