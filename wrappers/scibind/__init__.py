@@ -16,14 +16,26 @@ from typing import Any
 
 __all__ = ["__version__", "config", "errors"]
 
-_LAZY_SUBMODULES = {"config", "errors", "auth", "pagination", "dserver", "dandi", "gen3", "mytardis", "midas", "testing", "transfers"}
+_LAZY_SUBMODULES = {
+    "config",
+    "errors",
+    "auth",
+    "pagination",
+    "dserver",
+    "dandi",
+    "gen3",
+    "mytardis",
+    "midas",
+    "testing",
+    "transfers",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import version
+        from ._version import __version__
 
-        return version("scibind")
+        return __version__
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -162,7 +162,9 @@ class TransferError(ScibindError):
 class ChecksumMismatchError(TransferError):
     """Bytes on disk or on the server do not match the expected digest."""
 
-    def __init__(self, message: str, *, expected: str | None = None, actual: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, expected: str | None = None, actual: str | None = None
+    ) -> None:
         self.expected = expected
         self.actual = actual
         super().__init__(f"{message} (expected {expected}, got {actual})")

@@ -17,7 +17,6 @@ __all__ = [
     "Blocking",
     "Call",
     "Effect",
-    "Emit",
     "Op",
     "Parallel",
     "Request",
@@ -105,14 +104,7 @@ class Sleep:
     seconds: float
 
 
-@attrs.frozen
-class Emit:
-    """Send a progress event to the run's progress callback (if any)."""
-
-    event: Any
-
-
-Effect: TypeAlias = Call | Request | Stream | Parallel | Blocking | Sleep | Emit
+Effect: TypeAlias = Call | Request | Stream | Parallel | Blocking | Sleep
 
 
 # An operation: yields effects, receives their results, returns T.

@@ -1,0 +1,302 @@
+"""Drivers execute operations (generators of :mod:`~scibind._core.effects`), sync or async.
+
+Everything that decides *what* to send and how to interpret the answer is shared and pure; the two driver
+classes differ only in how they wait (``client.send`` vs ``await client.send``, threads vs tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+
+from .effects import Blocking, Call, Op, Parallel, Request, Sleep, Stream
+from .responses import (
+    ErrorMessage,
+    check_response,
+    default_error_message,
+    format_error,
+    translate_exception,
+)
+from .retry import IDEMPOTENT_EXT, STREAM_EXT
+
+__all__ = ["AsyncDriver", "Runtime", "SyncDriver"]
+
+T = TypeVar("T")
+
+# What generated ``_build_response`` reads from its client argument; avoids importing the generated Client.
+_PARSE_CLIENT = SimpleNamespace(raise_on_unexpected_status=False)
+
+
+@attrs.frozen
+class Runtime:
+    """Service-specific, I/O-free knowledge the drivers need."""
+
+    message: ErrorMessage = default_error_message
+    """Extracts (message, code) from an error response."""
+    detect: Callable[[httpx.Response], None] | None = None
+    """Raises for error payloads that arrive with a success status (Midas ``stat: fail``, GraphQL ``errors``)."""
+
+
+def _extensions(idempotent: bool | None, stream: bool = False) -> dict[str, Any]:
+    ext: dict[str, Any] = {}
+    if idempotent is not None:
+        ext[IDEMPOTENT_EXT] = idempotent
+    if stream:
+        ext[STREAM_EXT] = True
+    return ext
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient, effect: Call | Request | Stream
+) -> httpx.Request:
+    """The :class:`httpx.Request` an effect stands for (pure: no I/O)."""
+    if isinstance(effect, Call):
+        kwargs = effect.endpoint._get_kwargs(**effect.kwargs)
+        return client.build_request(**kwargs, extensions=_extensions(effect.idempotent))
+    if isinstance(effect, Request):
+        body = effect.content
+        replayable = isinstance(body, httpx.SyncByteStream | httpx.AsyncByteStream)
+        request = client.build_request(
+            effect.method,
+            effect.url,
+            params=effect.params,
+            json=effect.json,
+            content=None if replayable else body,
+            data=effect.data,
+            files=effect.files,
+            headers=effect.headers,
+            extensions=_extensions(effect.idempotent),
+        )
+        if replayable:  # e.g. FileSliceStream: keep the stream object so retries can rewind it
+            from ..transfers.streams import with_stream
+
+            return with_stream(request, body)
+        return request
+    return client.build_request(
+        effect.method,
+        effect.url,
+        params=effect.params,
+        headers=effect.headers,
+        extensions=_extensions(None, True),
+    )
+
+
+def finish(runtime: Runtime, effect: Call | Request, response: httpx.Response) -> Any:
+    """Check a buffered response and produce the effect's result (pure)."""
+    check_response(response, ok=effect.ok, message=runtime.message)
+    if runtime.detect is not None and response.status_code < 300:
+        runtime.detect(response)
+    if isinstance(effect, Request):
+        return response
+    try:
+        return effect.endpoint._build_response(client=_PARSE_CLIENT, response=response)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise format_error(
+            response.request, "response does not match the API schema", exc
+        ) from None
+
+
+def _auth_arg(use_auth: bool) -> Any:
+    return httpx.USE_CLIENT_DEFAULT if use_auth else None
+
+
+class SyncDriver:
+    """Runs operations with an :class:`httpx.Client`; parallel effects use threads."""
+
+    is_async = False
+
+    def __init__(self, client: httpx.Client, runtime: Runtime, max_concurrency: int) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.max_concurrency = max_concurrency
+
+    def run(self, op: Op[T]) -> T:
+        """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""
+        value: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                try:
+                    value, error = self._handle(effect), None
+                except Exception as exc:
+                    value, error = None, exc
+        finally:
+            op.close()
+
+    def _send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: bool = True,
+        follow: bool = False,
+    ) -> httpx.Response:
+        try:
+            return self.client.send(
+                request, stream=stream, auth=_auth_arg(auth), follow_redirects=follow
+            )
+        except Exception as exc:
+            raise translate_exception(exc, request) from None
+
+    def _handle(self, effect: Any) -> Any:
+        if isinstance(effect, Call | Request):
+            request = build_request(self.client, effect)
+            auth = effect.auth if isinstance(effect, Request) else True
+            follow = effect.follow_redirects if isinstance(effect, Request) else False
+            return finish(self.runtime, effect, self._send(request, auth=auth, follow=follow))
+        if isinstance(effect, Stream):
+            return self._stream(effect)
+        if isinstance(effect, Parallel):
+            return list(self.imap(effect.ops, effect.limit))
+        if isinstance(effect, Blocking):
+            return effect.fn(*effect.args)
+        if isinstance(effect, Sleep):
+            time.sleep(effect.seconds)
+            return None
+        raise TypeError(f"operation yielded {effect!r}, which is not an effect")
+
+    def _stream(self, effect: Stream) -> httpx.Response:
+        request = build_request(self.client, effect)
+        response = self._send(
+            request, stream=True, auth=effect.auth, follow=effect.follow_redirects
+        )
+        try:
+            if response.status_code >= 400 and response.status_code not in effect.ok:
+                response.read()
+                check_response(response, ok=effect.ok, message=self.runtime.message)
+            for chunk in response.iter_bytes(effect.chunk_size):
+                effect.sink(chunk)
+        except httpx.HTTPError as exc:
+            raise translate_exception(exc, request) from None
+        finally:
+            response.close()
+        return response
+
+    def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> Iterator[T]:
+        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        window = window or self.max_concurrency
+        source = iter(ops)
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="scibind") as pool:
+            pending = collections.deque(
+                pool.submit(self.run, op) for op in itertools.islice(source, window)
+            )
+            try:
+                while pending:
+                    result = pending.popleft().result()
+                    nxt = next(source, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(self.run, nxt))
+                    yield result
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+class AsyncDriver:
+    """Runs operations with an :class:`httpx.AsyncClient`; parallel effects use tasks."""
+
+    is_async = True
+
+    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, max_concurrency: int) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.max_concurrency = max_concurrency
+
+    async def run(self, op: Op[T]) -> T:
+        """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""
+        value: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                try:
+                    value, error = await self._handle(effect), None
+                except Exception as exc:
+                    value, error = None, exc
+        finally:
+            op.close()
+
+    async def _send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: bool = True,
+        follow: bool = False,
+    ) -> httpx.Response:
+        try:
+            return await self.client.send(
+                request, stream=stream, auth=_auth_arg(auth), follow_redirects=follow
+            )
+        except Exception as exc:
+            raise translate_exception(exc, request) from None
+
+    async def _handle(self, effect: Any) -> Any:
+        if isinstance(effect, Call | Request):
+            request = build_request(self.client, effect)
+            auth = effect.auth if isinstance(effect, Request) else True
+            follow = effect.follow_redirects if isinstance(effect, Request) else False
+            return finish(self.runtime, effect, await self._send(request, auth=auth, follow=follow))
+        if isinstance(effect, Stream):
+            return await self._stream(effect)
+        if isinstance(effect, Parallel):
+            return [item async for item in self.imap(effect.ops, effect.limit)]
+        if isinstance(effect, Blocking):
+            return await asyncio.to_thread(effect.fn, *effect.args)
+        if isinstance(effect, Sleep):
+            await asyncio.sleep(effect.seconds)
+            return None
+        raise TypeError(f"operation yielded {effect!r}, which is not an effect")
+
+    async def _stream(self, effect: Stream) -> httpx.Response:
+        request = build_request(self.client, effect)
+        response = await self._send(
+            request, stream=True, auth=effect.auth, follow=effect.follow_redirects
+        )
+        try:
+            if response.status_code >= 400 and response.status_code not in effect.ok:
+                await response.aread()
+                check_response(response, ok=effect.ok, message=self.runtime.message)
+            async for chunk in response.aiter_bytes(effect.chunk_size):
+                effect.sink(chunk)
+        except httpx.HTTPError as exc:
+            raise translate_exception(exc, request) from None
+        finally:
+            await response.aclose()
+        return response
+
+    async def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> AsyncIterator[T]:
+        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        window = window or self.max_concurrency
+        source = iter(ops)
+        pending = collections.deque(
+            asyncio.ensure_future(self.run(op)) for op in itertools.islice(source, window)
+        )
+        try:
+            while pending:
+                result = await pending.popleft()
+                nxt = next(source, None)
+                if nxt is not None:
+                    pending.append(asyncio.ensure_future(self.run(nxt)))
+                yield result
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,162 @@
+"""Build the httpx clients every facade uses: transport chain, timeouts, TLS, auth scoping, logging."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from .._version import __version__
+from ..config import ClientConfig
+from ..errors import InsecureTLSWarning
+from .retry import AsyncRetryTransport, RetryTransport
+from .secrets import redact_url
+
+__all__ = ["build_async_client", "build_sync_client", "user_agent"]
+
+log = logging.getLogger("scibind.http")
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts URLs that httpx itself logs (``HTTP Request: GET <url> ...`` at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(a)
+                if isinstance(a, httpx.URL) or (isinstance(a, str) and "://" in a)
+                else a
+                for a in record.args
+            )
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Make sure the loggers of httpx never print secrets in URLs (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+def user_agent(config: ClientConfig, service: str) -> str:
+    """``scibind/<version> (<service>)``, or the configured agent."""
+    return config.user_agent or f"scibind/{__version__} ({service})"
+
+
+def _common(
+    config: ClientConfig,
+    base_url: str,
+    auth: httpx.Auth | None,
+    service: str,
+    origins: Iterable[str],
+) -> dict[str, Any]:
+    from ..auth import ScopedAuth
+
+    install_log_redaction()
+    if config.verify is False:
+        warnings.warn(
+            f"TLS certificate verification is off for {redact_url(base_url)}",
+            InsecureTLSWarning,
+            stacklevel=4,
+        )
+    scoped = (
+        ScopedAuth(auth, [base_url, *origins], allow_insecure_http=config.allow_insecure_http)
+        if auth is not None
+        else None
+    )
+    return {
+        "base_url": base_url,
+        "auth": scoped,
+        "timeout": config.timeout.to_httpx(),
+        "headers": {"User-Agent": user_agent(config, service), **config.headers},
+        "follow_redirects": False,
+        "trust_env": config.trust_env,
+    }
+
+
+def _log_request(request: httpx.Request) -> None:
+    log.debug("-> %s %s", request.method, redact_url(request.url))
+
+
+def _log_response(response: httpx.Response) -> None:
+    log.debug(
+        "<- %s %s %s",
+        response.status_code,
+        response.request.method,
+        redact_url(response.request.url),
+    )
+
+
+async def _alog_request(request: httpx.Request) -> None:
+    _log_request(request)
+
+
+async def _alog_response(response: httpx.Response) -> None:
+    _log_response(response)
+
+
+def build_sync_client(
+    config: ClientConfig,
+    base_url: str,
+    *,
+    auth: httpx.Auth | None = None,
+    service: str = "http",
+    transport: httpx.BaseTransport | None = None,
+    origins: Iterable[str] = (),
+) -> httpx.Client:
+    """An :class:`httpx.Client` with scibind's transport chain; ``transport`` replaces the network layer."""
+    inner = transport or httpx.HTTPTransport(
+        verify=config.verify,
+        http2=config.http2,
+        limits=config.httpx_limits(),
+        proxy=config.proxy,
+        trust_env=config.trust_env,
+    )
+    chain = RetryTransport(
+        inner,
+        config.retry,
+        max_concurrency=config.max_concurrency,
+        max_response_bytes=config.max_response_bytes,
+    )
+    return httpx.Client(
+        transport=chain,
+        event_hooks={"request": [_log_request], "response": [_log_response]},
+        **_common(config, base_url, auth, service, origins),
+    )
+
+
+def build_async_client(
+    config: ClientConfig,
+    base_url: str,
+    *,
+    auth: httpx.Auth | None = None,
+    service: str = "http",
+    transport: httpx.AsyncBaseTransport | None = None,
+    origins: Iterable[str] = (),
+) -> httpx.AsyncClient:
+    """An :class:`httpx.AsyncClient` twin of :func:`build_sync_client`."""
+    inner = transport or httpx.AsyncHTTPTransport(
+        verify=config.verify,
+        http2=config.http2,
+        limits=config.httpx_limits(),
+        proxy=config.proxy,
+        trust_env=config.trust_env,
+    )
+    chain = AsyncRetryTransport(
+        inner,
+        config.retry,
+        max_concurrency=config.max_concurrency,
+        max_response_bytes=config.max_response_bytes,
+    )
+    return httpx.AsyncClient(
+        transport=chain,
+        event_hooks={"request": [_alog_request], "response": [_alog_response]},
+        **_common(config, base_url, auth, service, origins),
+    )

@@ -1,0 +1,138 @@
+"""Secrets that never show themselves, and redaction of URLs and headers for logs and errors."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "REDACTED",
+    "Secret",
+    "is_loopback_host",
+    "redact_headers",
+    "redact_text",
+    "redact_url",
+]
+
+REDACTED: Final = "****"
+
+# Query parameter names (lower case) whose values are secrets: presigned-URL signatures and credentials,
+# tokens and API keys passed in the query string.
+SENSITIVE_QUERY_KEYS: Final = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "signature",
+        "sig",
+        "x-goog-signature",
+        "x-goog-credential",
+        "awsaccesskeyid",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "client_secret",
+        "code",
+        "se",  # Azure SAS expiry is harmless, but sig/se/sp travel together
+        "sp",
+    }
+)
+SENSITIVE_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-amz-security-token",
+    }
+)
+
+
+class Secret:
+    """A string that hides itself in ``repr``/``str``/f-strings; call :meth:`reveal` to use it.
+
+    >>> Secret("hunter2")
+    Secret('****')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.reveal() if isinstance(value, Secret) else str(value)
+
+    def reveal(self) -> str:
+        """The secret value, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{REDACTED}')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        return (Secret, (self._value,))
+
+
+def redact_url(url: object) -> str:
+    """``url`` without user info and with secret query values replaced by ``****``."""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, REDACTED if k.lower() in SENSITIVE_QUERY_KEYS else v) for k, v in pairs],
+            safe="*/:",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A copy of ``headers`` with credential-bearing values replaced by ``****``."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {k: (REDACTED if k.lower() in SENSITIVE_HEADERS else v) for k, v in items}
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of the given secret values replaced (for server messages that echo them)."""
+    for value in secrets:
+        if value and len(value) >= 6:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (IPv4 127/8, IPv6 ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,396 @@
+"""Authentication as :class:`httpx.Auth` flows, and the credential chain.
+
+* :class:`HeaderAuth` -- a static credential header: ``Bearer <token>``, ``token <key>`` (DANDI),
+  ``ApiKey user:key`` (MyTardis).
+* :class:`BasicAuth` -- HTTP Basic, sent pre-emptively (servers that answer anonymous requests with public
+  data never challenge).
+* :class:`RefreshingTokenAuth` -- a short-lived token minted by a :class:`TokenMinter` (a token generator URL,
+  an API key exchange, OAuth client credentials), cached, refreshed ahead of expiry and once on 401; one refresh
+  at a time under threads and under asyncio.
+* :class:`ScopedAuth` -- wraps any of these so credentials go only to the service's own origin, and never over
+  plain http to a host that is not loopback.
+* :func:`resolve_credential` -- explicit value -> environment -> config file -> keyring -> interactive prompt
+  (only on a terminal), else :class:`~scibind.errors.CredentialsError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import httpx
+
+from ._core.secrets import Secret, is_loopback_host, redact_url
+from .errors import CredentialsError, InsecureTransportError
+
+__all__ = [
+    "BasicAuth",
+    "CredentialSource",
+    "HeaderAuth",
+    "RefreshingTokenAuth",
+    "ScopedAuth",
+    "TokenMinter",
+    "env_source",
+    "explicit_source",
+    "json_file_source",
+    "jwt_expiry",
+    "keyring_source",
+    "prompt_source",
+    "resolve_credential",
+]
+
+log = logging.getLogger("scibind.auth")
+
+
+# -- static credentials --------------------------------------------------------------------------------------
+class HeaderAuth(httpx.Auth):
+    """Send ``<header>: <scheme> <credential>`` on every request (e.g. ``Authorization: token KEY``)."""
+
+    def __init__(
+        self, credential: str | Secret, *, scheme: str = "Bearer", header: str = "Authorization"
+    ) -> None:
+        self.credential = credential if isinstance(credential, Secret) else Secret(credential)
+        self.scheme = scheme
+        self.header = header
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        value = self.credential.reveal()
+        request.headers[self.header] = f"{self.scheme} {value}" if self.scheme else value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"HeaderAuth(scheme={self.scheme!r}, credential={self.credential!r})"
+
+
+class BasicAuth(httpx.Auth):
+    """HTTP Basic, sent pre-emptively with every request."""
+
+    def __init__(self, username: str, password: str | Secret) -> None:
+        self.username = username
+        self.password = password if isinstance(password, Secret) else Secret(password)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raw = f"{self.username}:{self.password.reveal()}".encode()
+        request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(username={self.username!r}, password={self.password!r})"
+
+
+# -- refreshing tokens -----------------------------------------------------------------------------------------
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (epoch seconds), read without verifying; ``None`` if absent or not a JWT."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (IndexError, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+class TokenMinter(Protocol):
+    """Knows how to ask for a new access token. Pure: builds a request, parses a response."""
+
+    def build_request(self) -> httpx.Request:
+        """The request that mints a token (sent as is: it is not itself authenticated by the flow)."""
+        ...
+
+    def parse_response(self, response: httpx.Response) -> tuple[Secret, float | None]:
+        """``(token, expires_at)`` from the minting response; raise CredentialsError if it failed."""
+        ...
+
+
+class RefreshingTokenAuth(httpx.Auth):
+    """Bearer-style auth with a token that is minted on demand, refreshed ``skew`` seconds before it
+    expires, and refreshed once when the server answers 401."""
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        minter: TokenMinter,
+        *,
+        scheme: str = "Bearer",
+        header: str = "Authorization",
+        skew: float = 60.0,
+        token: str | Secret | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.minter = minter
+        self.scheme = scheme
+        self.header = header
+        self.skew = skew
+        self.clock = clock
+        self.token: Secret | None = None
+        self.expires_at: float | None = None
+        self.mint_count = 0
+        if token:
+            initial = token if isinstance(token, Secret) else Secret(token)
+            self._store(initial, jwt_expiry(initial.reveal()))
+        self._thread_lock = threading.Lock()
+        self._async_locks: dict[int, asyncio.Lock] = {}
+
+    # pure helpers shared by both flows
+    def _store(self, token: Secret, expires_at: float | None) -> None:
+        self.token = token
+        self.expires_at = expires_at if expires_at is not None else jwt_expiry(token.reveal())
+
+    def needs_refresh(self) -> bool:
+        if self.token is None:
+            return True
+        return self.expires_at is not None and self.clock() >= self.expires_at - self.skew
+
+    def _accept(self, response: httpx.Response) -> None:
+        token, expires_at = self.minter.parse_response(response)
+        self._store(token, expires_at)
+        self.mint_count += 1
+        log.debug("minted a new access token (expires in %s s)", _ttl(expires_at, self.clock()))
+
+    def _authorize(self, request: httpx.Request) -> Secret:
+        assert self.token is not None
+        request.headers[self.header] = f"{self.scheme} {self.token.reveal()}"
+        return self.token
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop_id = id(asyncio.get_running_loop())
+        lock = self._async_locks.get(loop_id)
+        if lock is None:
+            lock = self._async_locks[loop_id] = asyncio.Lock()
+        return lock
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.needs_refresh():
+            with self._thread_lock:
+                if self.needs_refresh():
+                    self._accept(_read((yield self.minter.build_request())))
+        used = self._authorize(request)
+        response = yield request
+        if response.status_code == 401:
+            with self._thread_lock:
+                if self.token == used:  # nobody refreshed meanwhile
+                    self._accept(_read((yield self.minter.build_request())))
+            self._authorize(request)
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self.needs_refresh():
+            async with self._async_lock():
+                if self.needs_refresh():
+                    response = yield self.minter.build_request()
+                    await response.aread()
+                    self._accept(response)
+        used = self._authorize(request)
+        response = yield request
+        if response.status_code == 401:
+            async with self._async_lock():
+                if self.token == used:
+                    mint = yield self.minter.build_request()
+                    await mint.aread()
+                    self._accept(mint)
+            self._authorize(request)
+            yield request
+
+    def __repr__(self) -> str:
+        return f"RefreshingTokenAuth(minter={type(self.minter).__name__}, token={self.token!r})"
+
+
+def _read(response: httpx.Response) -> httpx.Response:
+    response.read()
+    return response
+
+
+def _ttl(expires_at: float | None, now: float) -> str:
+    return "?" if expires_at is None else f"{expires_at - now:.0f}"
+
+
+# -- scoping ---------------------------------------------------------------------------------------------------
+class ScopedAuth(httpx.Auth):
+    """Apply ``inner`` only to requests for the given origins; refuse plain-http credentials off loopback.
+
+    Requests to any other origin (storage redirects, presigned URLs) go out with no credentials at all.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.Auth,
+        origins: Iterable[str | httpx.URL],
+        *,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.origins = frozenset(_origin(httpx.URL(str(o))) for o in origins)
+        self.allow_insecure_http = allow_insecure_http
+        self.requires_request_body = inner.requires_request_body
+        self.requires_response_body = inner.requires_response_body
+        if allow_insecure_http:
+            warnings.warn(
+                "allow_insecure_http=True: credentials may be sent over plain http to non-loopback hosts",
+                stacklevel=3,
+            )
+
+    def in_scope(self, request: httpx.Request) -> bool:
+        return _origin(request.url) in self.origins
+
+    def _check(self, request: httpx.Request) -> None:
+        url = request.url
+        if url.scheme == "http" and not is_loopback_host(url.host) and not self.allow_insecure_http:
+            raise InsecureTransportError(
+                f"refusing to send credentials over plain http to {url.host}; use https",
+            )
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if not self.in_scope(request):
+            request.headers.pop("Authorization", None)
+            yield request
+            return
+        self._check(request)
+        yield from self.inner.sync_auth_flow(request)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not self.in_scope(request):
+            request.headers.pop("Authorization", None)
+            yield request
+            return
+        self._check(request)
+        flow = self.inner.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    break
+        finally:
+            await flow.aclose()
+
+    def __repr__(self) -> str:
+        return f"ScopedAuth({self.inner!r}, origins={sorted(self.origins)!r})"
+
+
+def _origin(url: httpx.URL) -> str:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return f"{url.scheme}://{url.host}:{port}"
+
+
+def check_credential_url(url: str, *, allow_insecure_http: bool = False) -> None:
+    """Raise :class:`InsecureTransportError` if credentials would travel over plain http off loopback."""
+    parsed = httpx.URL(url)
+    if parsed.scheme == "http" and not is_loopback_host(parsed.host) and not allow_insecure_http:
+        raise InsecureTransportError(
+            f"refusing to send credentials over plain http to {redact_url(url)}; use https"
+        )
+
+
+# -- the credential chain ------------------------------------------------------------------------------------------
+@attrs.frozen
+class CredentialSource:
+    """One place a credential may come from: a name for messages, and a function returning it or None."""
+
+    describe: str
+    fetch: Callable[[], str | None]
+
+
+def explicit_source(value: str | Secret | None) -> CredentialSource:
+    """The value the caller passed (if any)."""
+    return CredentialSource(
+        "argument", lambda: value.reveal() if isinstance(value, Secret) else value
+    )
+
+
+def env_source(*names: str) -> CredentialSource:
+    """The first non-empty environment variable among ``names``."""
+
+    def fetch() -> str | None:
+        for name in names:
+            value = os.environ.get(name)
+            if value:
+                return value
+        return None
+
+    return CredentialSource("environment " + "/".join(names), fetch)
+
+
+def json_file_source(path: str | Path | Callable[[], Path], *keys: str) -> CredentialSource:
+    """A key in a JSON config file (e.g. dtool's ``~/.config/dtool/dtool.json``); nested keys in order."""
+
+    def fetch() -> str | None:
+        p = Path(path()) if callable(path) else Path(path).expanduser()
+        try:
+            data: Any = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        for key in keys:
+            if not isinstance(data, dict):
+                return None
+            data = data.get(key)
+        return data if isinstance(data, str) and data else None
+
+    label = "config file" if callable(path) else f"config file {path}"
+    return CredentialSource(f"{label} [{'.'.join(keys)}]", fetch)
+
+
+def keyring_source(service: str, username: str) -> CredentialSource:
+    """The system keyring, when the optional ``keyring`` package is installed and has a usable backend."""
+
+    def fetch() -> str | None:
+        try:
+            import keyring
+        except ImportError:
+            return None
+        try:
+            value = keyring.get_password(service, username)
+        except Exception as exc:  # locked/encrypted keyrings, no backend: never fatal
+            log.debug("keyring lookup for %s failed: %s", service, type(exc).__name__)
+            return None
+        return value or None
+
+    return CredentialSource(f"keyring {service}/{username}", fetch)
+
+
+def prompt_source(prompt: str, *, secret: bool = True) -> CredentialSource:
+    """Ask on the terminal; skipped (returns None) when stdin is not a terminal."""
+
+    def fetch() -> str | None:
+        if not (sys.stdin and sys.stdin.isatty()):
+            return None
+        if secret:
+            import getpass
+
+            return getpass.getpass(prompt) or None
+        return input(prompt) or None
+
+    return CredentialSource("interactive prompt", fetch)
+
+
+def resolve_credential(what: str, sources: Sequence[CredentialSource]) -> Secret:
+    """The first credential any source yields, as a :class:`Secret`; else a CredentialsError naming all tried."""
+    for source in sources:
+        value = source.fetch()
+        if value:
+            log.debug("%s taken from %s", what, source.describe)
+            return Secret(value)
+    tried = ", ".join(s.describe for s in sources)
+    raise CredentialsError(f"no {what} found (tried: {tried})")

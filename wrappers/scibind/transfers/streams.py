@@ -1,0 +1,73 @@
+"""Request bodies that can be sent again from the start (so retries never send a truncated body)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+__all__ = ["FileSliceStream", "with_stream"]
+
+CHUNK = 1024 * 1024
+
+
+class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """Stream ``length`` bytes of a file from ``offset``, re-opening and seeking on every iteration.
+
+    Every pass over the stream sends exactly the same bytes, so the retry transport can repeat it
+    (``rewindable = True``). ``on_chunk`` is called with each chunk as it is sent (hashing, progress).
+    Works for sync and async clients; the file is read in ``chunk_size`` pieces, never loaded whole.
+    """
+
+    rewindable = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        chunk_size: int = CHUNK,
+        on_chunk: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.offset = offset
+        self.length = self.path.stat().st_size - offset if length is None else length
+        self.chunk_size = chunk_size
+        self.on_chunk = on_chunk
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            remaining = self.length
+            while remaining > 0:
+                chunk = f.read(min(self.chunk_size, remaining))
+                if not chunk:
+                    raise OSError(f"{self.path} shrank while it was being sent")
+                remaining -= len(chunk)
+                if self.on_chunk is not None:
+                    self.on_chunk(chunk)
+                yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self:
+            yield chunk
+
+    def headers(self) -> dict[str, str]:
+        """``Content-Length`` for this slice (httpx cannot infer it from a stream)."""
+        return {"Content-Length": str(self.length)}
+
+
+def with_stream(request: httpx.Request, stream: FileSliceStream) -> httpx.Request:
+    """A copy of ``request`` whose body is ``stream`` (kept as is, so retries can rewind it)."""
+    headers = request.headers.copy()
+    headers["Content-Length"] = str(len(stream))
+    headers.pop("Transfer-Encoding", None)
+    return httpx.Request(
+        request.method, request.url, headers=headers, stream=stream, extensions=request.extensions
+    )
