@@ -325,17 +325,14 @@ def _print_problems(report: GenerationReport, *, verbose: bool) -> None:
     for item in report.skipped:
         allowed = report.allowed_skipped.get(item.split(":", 1)[0])
         tag = f"skipped (allowed: {allowed})" if allowed else "SKIPPED"
-        print(f"{report.package}: {tag}: {item}", file=sys.stderr)
+        print(f"{report.package}: {tag}: {item}")
     if verbose:
         for item in report.warnings:
-            print(f"{report.package}: warning: {item}", file=sys.stderr)
+            print(f"{report.package}: warning: {item}")
         for note in report.notes:
-            print(f"{report.package}: normalised: {note}", file=sys.stderr)
+            print(f"{report.package}: normalised: {note}")
     elif report.warnings:
-        print(
-            f"{report.package}: {len(report.warnings)} generator warnings (--verbose shows them)",
-            file=sys.stderr,
-        )
+        print(f"{report.package}: {len(report.warnings)} generator warnings (--verbose shows them)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -363,6 +360,7 @@ def main(args: argparse.Namespace) -> int:
             for r in reports
             if r.warnings
         ]
+    sys.stdout.flush()
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0
