@@ -151,7 +151,9 @@ class FakeService:
         with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
             for base in self.origins.values():
                 b = httpx.URL(base)
-                router.route(scheme=b.scheme, host=b.host, port=b.port).mock(side_effect=self.handle)
+                # respx's port=None matches nothing, so leave the port out for a default port
+                where = {"port": b.port} if b.port is not None else {}
+                router.route(scheme=b.scheme, host=b.host, **where).mock(side_effect=self.handle)
             yield router
 
     @contextlib.contextmanager
