@@ -440,3 +440,92 @@ def test_served_over_real_http(fake: FakeMidas) -> None:
             follow_redirects=True,
         )
         assert dl.content == payload
+
+
+# --- the generated client against the fake ---------------------------------------------------------------
+class _StripMethodSegment(httpx.BaseTransport):
+    """What the wrapper does: /api/json/<name>?method=<name> -> /api/json?method=<name>."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        head, _, last = request.url.path.rpartition("/")
+        if head.endswith("/api/json") and last == request.url.params.get("method"):
+            request.url = request.url.copy_with(path=head)
+        self.paths.append(request.url.path)
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.slow
+def test_generated_client_sends_requests_the_api_understands(
+    fake: FakeMidas, tmp_path: Any, repo_root: Any
+) -> None:
+    import importlib
+    import subprocess
+    import sys
+
+    pytest.importorskip("openapi_python_client")
+    out = tmp_path / "midas_client"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(repo_root / "specs/midas/openapi.yaml"),
+            "--meta",
+            "none",
+            "--output-path",
+            str(out),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        client_mod = importlib.import_module("midas_client")
+        login_ep = importlib.import_module("midas_client.api.system.login")
+        children_ep = importlib.import_module("midas_client.api.folders.get_folder_children")
+        perform_ep = importlib.import_module("midas_client.api.uploads.perform_upload")
+        token_ep = importlib.import_module("midas_client.api.uploads.generate_upload_token")
+        models = importlib.import_module("midas_client.models")
+        types = importlib.import_module("midas_client.types")
+        transport = _StripMethodSegment(fake.transport())
+        client = client_mod.Client(base_url=fake.base_url, httpx_args={"transport": transport})
+        resp = login_ep.sync(
+            client=client,
+            body=models.LoginParams(email=ALICE, apikey="alice-key", appname="Default"),
+        )
+        token = resp.data.token
+        assert transport.paths == ["/api/json"]
+        folder = fake.folder_id(f"{ALICE}/Public")
+        up = token_ep.sync(
+            client=client,
+            body=models.GenerateUploadTokenParams(token=token, filename="g.bin", folderid=folder),
+        ).data.token
+        done = perform_ep.sync(
+            client=client,
+            body=types.File(payload=io.BytesIO(b"generated")),
+            uploadtoken=up,
+            filename="g.bin",
+            length=9,
+        )
+        assert done.stat.value == "ok" and done.data.name == "g.bin"
+        kids = children_ep.sync(
+            client=client, body=models.GetFolderChildrenParams(id=folder, token=token)
+        )
+        assert [i.name for i in kids.data.items] == ["g.bin"]
+        fail = children_ep.sync(
+            client=client, body=models.GetFolderChildrenParams(id=folder, token="bad")
+        )
+        assert fail.stat.value == "fail" and fail.code == MIDAS_INVALID_TOKEN
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [
+            m for m in sys.modules if m == "midas_client" or m.startswith("midas_client.")
+        ]:
+            del sys.modules[name]
