@@ -81,10 +81,9 @@ def _short_diff(committed: Path, fresh: Path, name: str, limit: int = 20) -> str
 
 
 def _compare_lock(
-    committed: dict[str, Any], fresh: dict[str, Any], packages: list[str]
+    committed: dict[str, Any], fresh: dict[str, Any], packages: list[str], known: set[str]
 ) -> list[str]:
     problems = []
-    known = {s.package for s in services.discover()}
     for package in packages:
         if package not in committed:
             problems.append(f"{package}: missing from the lock")
@@ -103,14 +102,16 @@ def _compare_lock(
 
 
 def check(
-    names: list[str] | None = None, output_root: Path = services.DEFAULT_OUTPUT
+    names: list[str] | None = None,
+    output_root: Path = services.DEFAULT_OUTPUT,
+    specs_dir: Path = services.SPECS_DIR,
 ) -> CheckResult:
     """Regenerate the named services (all when empty) in a temporary directory and compare."""
-    selected = services.find(list(names or []))
+    selected = services.find(list(names or []), specs_dir)
     result = CheckResult()
     with tempfile.TemporaryDirectory(prefix="scibind-check-") as tmp:
         fresh_root = Path(tmp) / output_root.name
-        reports, failures = generate_all(selected, fresh_root, write_lock=True)
+        reports, failures = generate_all(selected, fresh_root, specs_dir=specs_dir)
         result.failures += failures
         generated = {r.package for r in reports}
         for service in selected:
@@ -125,6 +126,7 @@ def check(
             lock.read_lock(lock.lock_path(output_root)),
             lock.read_lock(lock.lock_path(fresh_root)),
             sorted(generated),
+            {s.package for s in services.discover(specs_dir)},
         )
     return result
 

@@ -304,7 +304,12 @@ def _resolve_param(doc: dict[str, Any], param: Any) -> dict[str, Any] | None:
     return None
 
 
-PRE_CONVERSION: tuple[Fixup, ...] = (stringify_versions, stringify_text, status_code_keys)
+PRE_CONVERSION: tuple[Fixup, ...] = (
+    stringify_versions,
+    stringify_text,
+    status_code_keys,
+    property_required_flags,  # swagger2openapi would silently drop them
+)
 """Run on the document as read, before Swagger 2.0 conversion."""
 
 POST_CONVERSION: tuple[Fixup, ...] = (

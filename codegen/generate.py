@@ -266,14 +266,21 @@ def lock_entry(service: services.Service, report: GenerationReport) -> dict[str,
 
 
 def generate_all(
-    selected: list[services.Service], output_root: Path, *, write_lock: bool = True
+    selected: list[services.Service],
+    output_root: Path,
+    *,
+    write_lock: bool = True,
+    specs_dir: Path = services.SPECS_DIR,
 ) -> tuple[list[GenerationReport], list[str]]:
-    """Generate each service; returns the reports and per-service failures (messages)."""
+    """Generate each service; returns the reports and per-service failures (messages).
+
+    The lock next to ``output_root`` keeps entries of other services that still have a spec in ``specs_dir``.
+    """
     reports: list[GenerationReport] = []
     failures: list[str] = []
     lock_file = lock.lock_path(output_root)
     entries = lock.read_lock(lock_file) if write_lock else {}
-    known = {s.package for s in services.discover()}
+    known = {s.package for s in services.discover(specs_dir)}
     entries = {name: entry for name, entry in entries.items() if name in known}
     for service in selected:
         try:

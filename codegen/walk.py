@@ -70,7 +70,7 @@ def _walk_document(node: Any, seen: set[int]) -> Iterator[SchemaSlot]:
                 continue
             if key == "schema" and isinstance(value, dict | bool):
                 yield from _walk_schema(node, key, seen)
-            elif key == "schemas" and isinstance(value, dict):
+            elif key in ("schemas", "definitions") and isinstance(value, dict):  # 3.x / 2.0
                 for name, schema in list(value.items()):
                     if isinstance(schema, dict | bool):
                         yield from _walk_schema(value, name, seen)
