@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -428,3 +429,82 @@ def test_served_over_real_http(fake: FakeMyTardis) -> None:
         )
         assert up.status_code == 201
         assert client.get(up.headers["Location"] + "download/").content == payload
+
+
+# --- the generated client against the fake ---------------------------------------------------------------
+@pytest.mark.slow
+def test_generated_client_round_trip(fake: FakeMyTardis, tmp_path: Any, repo_root: Any) -> None:
+    import importlib
+    import io
+    import subprocess
+    import sys
+
+    pytest.importorskip("openapi_python_client")
+    out = tmp_path / "mytardis_client"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(repo_root / "specs/mytardis/openapi.yaml"),
+            "--meta",
+            "none",
+            "--output-path",
+            str(out),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        client_mod = importlib.import_module("mytardis_client")
+        create_exp = importlib.import_module("mytardis_client.api.experiments.create_experiment")
+        list_files = importlib.import_module("mytardis_client.api.datafiles.list_datafiles")
+        create_file = importlib.import_module("mytardis_client.api.datafiles.create_datafile")
+        models = importlib.import_module("mytardis_client.models")
+        types = importlib.import_module("mytardis_client.types")
+        client = client_mod.Client(
+            base_url=fake.base_url,
+            headers={"Authorization": "ApiKey alice:alice-key"},
+            httpx_args={"transport": fake.transport()},
+        )
+        exp = create_exp.sync_detailed(
+            client=client,
+            body=models.ExperimentWrite(
+                title="generated",
+                parameter_sets=[
+                    models.ParameterSetInput(
+                        schema=NS, parameters=[models.ParameterInput(name="energy", value="7")]
+                    )
+                ],
+            ),
+        )
+        assert exp.status_code == 201 and exp.parsed.title == "generated"
+        ds = fake.add_dataset("d", [exp.parsed.id])
+        data = b"from the generated client"
+        meta = {
+            "dataset": f"/api/v1/dataset/{ds}/",
+            "filename": "g.txt",
+            "size": len(data),
+            "md5sum": hashlib.md5(data).hexdigest(),
+        }
+        up = create_file.sync_detailed(
+            client=client,
+            body=models.DataFileUpload(
+                json_data=json.dumps(meta),
+                attached_file=types.File(payload=io.BytesIO(data), file_name="g.txt"),
+            ),
+        )
+        assert up.status_code == 201 and up.headers["Location"].startswith("/api/v1/dataset_file/")
+        page = list_files.sync(client=client, dataset_id=ds)
+        assert page.meta.total_count == 1 and page.objects[0].replicas[0].verified is True
+        assert fake.file_bytes(page.objects[0].id) == data
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [
+            m for m in sys.modules if m == "mytardis_client" or m.startswith("mytardis_client.")
+        ]:
+            del sys.modules[name]
