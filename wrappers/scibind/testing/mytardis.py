@@ -101,6 +101,11 @@ def _bool_param(text: str) -> bool:
     return text.lower() in ("true", "1", "yes", "on")
 
 
+def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
+    """Sort key on one field, with missing values last."""
+    return lambda o: (o.get(name) is None, o.get(name))
+
+
 def _multipart_parts(content: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """(field name, bytes) of each part of a multipart/form-data body."""
     m = re.search(r'boundary="?([^";]+)"?', content_type)
@@ -590,10 +595,12 @@ class FakeMyTardis(FakeService):
         return box
 
     def _box_location(self, box: dict[str, Any]) -> str:
-        return next(
-            o["value"]
-            for o in self.box_options.values()
-            if o["storage_box"] == box["id"] and o["key"] == "location"
+        return str(
+            next(
+                o["value"]
+                for o in self.box_options.values()
+                if o["storage_box"] == box["id"] and o["key"] == "location"
+            )
         )
 
     @staticmethod
@@ -1187,9 +1194,7 @@ class FakeMyTardis(FakeService):
                 if name in self._FIELDS.get(res, set()) or name in ("name", "id"):
                     raise self._bad(f"The '{name}' field does not allow ordering.")
                 raise self._bad(f"No matching '{name}' field for ordering on.")
-            objects.sort(
-                key=lambda o, n=name: (o.get(n) is None, o.get(n)), reverse=field.startswith("-")
-            )
+            objects.sort(key=_sort_key(name), reverse=field.startswith("-"))
 
         total = len(objects)
         page = objects[offset : offset + limit]
@@ -1551,7 +1556,7 @@ class FakeMyTardis(FakeService):
         ds = self.datasets[df["dataset"]]
         slug = re.sub(r"[^A-Za-z0-9]+", "_", ds["description"]).strip("_") or "dataset"
         directory = (df.get("directory") or "").strip("/")
-        return f"{slug}-{ds['id']}/" + (f"{directory}/" if directory else "") + df["filename"]
+        return f"{slug}-{ds['id']}/" + (f"{directory}/" if directory else "") + str(df["filename"])
 
     def _new_datafile(self, data: dict[str, Any]) -> int:
         fid = self._next("dataset_file")
