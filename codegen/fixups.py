@@ -174,6 +174,106 @@ def non_scalar_const(doc: dict[str, Any]) -> list[str]:
     return _note(count, "non-scalar const removed")
 
 
+_OUTER_KEYS = (
+    "description",
+    "title",
+    "default",
+    "example",
+    "examples",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+)
+
+
+def nullable_refs_and_enums(doc: dict[str, Any]) -> list[str]:
+    """``{$ref, nullable: true}`` and nullable enums become ``anyOf: [..., {type: "null"}]``.
+
+    The generator ignores ``nullable`` next to a ``$ref`` and next to an ``enum`` (a ``null`` from the server
+    would then fail to parse); the ``anyOf`` form is the one it turns into ``X | None``.
+    """
+    count = 0
+    for schema in list(iter_schemas(doc)):
+        kind = schema.get("type")
+        if "$ref" in schema and schema.get("nullable") is True:
+            inner: dict[str, Any] = {"$ref": schema["$ref"]}
+        elif isinstance(schema.get("enum"), list) and (
+            schema.get("nullable") is True
+            or None in schema["enum"]
+            or (isinstance(kind, list) and "null" in kind)
+        ):
+            values = [v for v in schema["enum"] if v is not None]
+            if not values:
+                continue
+            inner = {
+                k: v
+                for k, v in schema.items()
+                if k not in (*_OUTER_KEYS, "nullable", "enum", "type")
+            }
+            inner["enum"] = values
+            if isinstance(kind, list):
+                kinds = [k for k in kind if k != "null"]
+                if kinds:
+                    inner["type"] = kinds[0] if len(kinds) == 1 else kinds
+            elif kind is not None:
+                inner["type"] = kind
+        else:
+            continue
+        outer = {k: v for k, v in schema.items() if k in _OUTER_KEYS}
+        schema.clear()
+        schema.update(outer)
+        schema["anyOf"] = [inner, {"type": "null"}]
+        count += 1
+    return _note(count, "nullable $ref/enum schemas rewritten as anyOf [..., null]")
+
+
+def mixed_type_enums(doc: dict[str, Any]) -> list[str]:
+    """An ``enum`` mixing value types (e.g. ``["a", 1]``) cannot be generated: it is dropped."""
+    count = 0
+    for schema in iter_schemas(doc):
+        values = schema.get("enum")
+        if isinstance(values, list):
+            kinds = {type(v).__name__ for v in values if v is not None}
+            if len(kinds) > 1:
+                del schema["enum"]
+                count += 1
+    return _note(count, "enums with mixed value types dropped")
+
+
+def nested_defs(doc: dict[str, Any]) -> list[str]:
+    """``$defs``/``definitions`` inside a component schema move to ``components/schemas`` (refs rewritten)."""
+    schemas = (doc.get("components") or {}).get("schemas")
+    if not isinstance(schemas, dict):
+        return []
+    moved: dict[str, str] = {}
+    for parent in list(schemas):
+        schema = schemas[parent]
+        for key in ("$defs", "definitions"):
+            defs = schema.pop(key, None) if isinstance(schema, dict) else None
+            for name, sub in (defs or {}).items():
+                target = name if name not in schemas or schemas[name] == sub else f"{parent}_{name}"
+                schemas[target] = sub
+                moved[f"#/components/schemas/{parent}/{key}/{name}"] = (
+                    f"#/components/schemas/{target}"
+                )
+    if not moved:
+        return []
+
+    def rewrite(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref in moved:
+                node["$ref"] = moved[ref]
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for item in node:
+                rewrite(item)
+
+    rewrite(doc)
+    return _note(len(moved), "nested $defs moved to components/schemas")
+
+
 def _guess_media_type(schema: Any) -> str:
     if not isinstance(schema, dict) or "$ref" in schema:
         return "application/json"
@@ -318,7 +418,10 @@ POST_CONVERSION: tuple[Fixup, ...] = (
     status_code_keys,
     property_required_flags,
     boolean_schemas,
+    nested_defs,
     non_scalar_const,
+    mixed_type_enums,
+    nullable_refs_and_enums,
     wildcard_media_types,
     parameter_schemas,
     path_parameters,

@@ -212,3 +212,43 @@ def test_missing_converter_gives_a_clear_error(
     monkeypatch.setattr(convert, "_PACKAGE", tmp_path / "nowhere")
     with pytest.raises(convert.ConverterMissingError, match="npm ci --prefix codegen"):
         normalize_document({"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {}})
+
+
+def test_nullable_refs_and_enums_become_anyof_null() -> None:
+    schemas = {
+        "A": {"type": "object"},
+        "S": {
+            "type": "object",
+            "properties": {
+                "ref": {"$ref": "#/components/schemas/A", "nullable": True, "description": "d"},
+                "e30": {"type": "string", "nullable": True, "enum": ["a", "b"]},
+                "e31": {"type": ["string", "null"], "enum": ["a", None]},
+                "plain": {"type": "string", "enum": ["a"]},
+            },
+        },
+    }
+    props = normalize_document(_doc(schemas=schemas)).document["components"]["schemas"]["S"][
+        "properties"
+    ]
+    assert props["ref"] == {
+        "description": "d",
+        "anyOf": [{"$ref": "#/components/schemas/A"}, {"type": "null"}],
+    }
+    assert props["e30"] == {"anyOf": [{"enum": ["a", "b"], "type": "string"}, {"type": "null"}]}
+    assert props["e31"] == {"anyOf": [{"enum": ["a"], "type": "string"}, {"type": "null"}]}
+    assert props["plain"] == {"type": "string", "enum": ["a"]}
+
+
+def test_mixed_enums_dropped_and_nested_defs_hoisted() -> None:
+    schemas = {
+        "A": {
+            "type": "object",
+            "properties": {"b": {"$ref": "#/components/schemas/A/$defs/B"}},
+            "$defs": {"B": {"type": "string"}},
+        },
+        "M": {"enum": ["a", 1]},
+    }
+    out = normalize_document(_doc(schemas=schemas)).document["components"]["schemas"]
+    assert out["A"]["properties"]["b"] == {"$ref": "#/components/schemas/B"}
+    assert out["B"] == {"type": "string"} and "$defs" not in out["A"]
+    assert out["M"] == {}
