@@ -164,3 +164,38 @@ def test_cli_fails_on_unknown_service() -> None:
     from codegen.__main__ import main
 
     assert main(["generate", "no-such-service-here"]) == 2
+
+
+def test_generate_all_fails_on_skipped_endpoints(
+    write_spec: Callable[..., Path], pets_spec: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    specs = tmp_path / "specs"
+    bad_param = {"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}
+    write_spec(
+        pets_spec(**{"/f/{file_id}": {"get": {"parameters": [bad_param], "responses": {}}}}),
+        "bad",
+        specs,
+    )
+    write_spec({"openapi": "3.0.3"}, "broken", specs)
+    out = tmp_path / "generated" / "scibind_generated"
+    reports, failures = generate_all(services.discover(specs), out, specs_dir=specs)
+    assert [r.package for r in reports] == ["bad"]
+    assert failures[0] == "bad: 1 endpoints skipped"
+    assert failures[1].startswith("broken: ") and "Failed to parse OpenAPI document" in failures[1]
+
+
+def test_normalize_cli_prints_the_document(
+    write_spec: Callable[..., Path],
+    pets_spec: Callable[..., dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from codegen.__main__ import main
+
+    spec = write_spec(pets_spec())
+    (spec.parent / "overrides.yaml").write_text(
+        "- {op: replace, path: /info/title, value: Cats, reason: test}\n"
+    )
+    assert main(["normalize", str(spec)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["info"]["title"] == "Cats"
+    assert "1 overrides applied" in captured.err
