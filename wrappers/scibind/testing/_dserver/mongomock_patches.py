@@ -134,22 +134,33 @@ def _apply_with_text(self: Any, search_filter: Any, document: Any) -> bool:
 _original_iter_documents: Any = _collection.Collection._iter_documents
 
 
+def _prefilter_key(filter: dict[str, Any]) -> tuple[str, Any] | None:
+    """A top-level ``field: value`` pair of the filter to pre-select by; strings first (cheapest ``==``)."""
+    best: tuple[str, Any] | None = None
+    for key, wanted in filter.items():
+        if key.startswith("$") or "." in key:
+            continue
+        if type(wanted) is str:
+            return key, wanted
+        if best is None and type(wanted) is _uuid.UUID:
+            best = key, wanted
+    return best
+
+
 def _iter_documents(self: Any, filter: Any) -> Any:
     """Speed only: for a filter with a top-level ``{"field": str-or-UUID}`` (how the plugins find a dataset
     by ``uri``/``uuid`` on every registration) pre-select candidates with a cheap comparison, then apply
     mongomock's full matcher to them. Array fields stay candidates, so the result is unchanged."""
-    if isinstance(filter, dict) and not self._store.is_empty:
-        for key, wanted in filter.items():
-            if type(wanted) in (str, _uuid.UUID) and not key.startswith("$") and "." not in key:
-                store = self._store
-                store._remove_expired_documents()
-                with store._rwlock.reader():
-                    documents = list(store._documents.values())
-                candidates = [
-                    d for d in documents if d.get(key) == wanted or isinstance(d.get(key), list)
-                ]
-                return (d for d in candidates if _filtering.filter_applies(filter, d))
-    return _original_iter_documents(self, filter)
+    pair = _prefilter_key(filter) if isinstance(filter, dict) else None
+    if pair is None or self._store.is_empty:
+        return _original_iter_documents(self, filter)
+    key, wanted = pair
+    store = self._store
+    with store._rwlock.reader():
+        # dict.values() on the OrderedDict: same (insertion) order, without hashing every ObjectId key
+        documents = list(dict.values(store._documents))
+    candidates = [d for d in documents if (v := d.get(key)) == wanted or type(v) is list]
+    return (d for d in candidates if _filtering.filter_applies(filter, d))
 
 
 # -- 3. UUID encoding --------------------------------------------------------------------------------
