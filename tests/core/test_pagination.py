@@ -84,7 +84,10 @@ async def test_async_iteration_matches_sync() -> None:
 
 
 def test_wrong_iteration_kind_is_a_clear_error() -> None:
-    with Toy(transport=httpx.MockTransport(Listing(total=3))) as toy, pytest.raises(TypeError, match="sync client"):
+    with (
+        Toy(transport=httpx.MockTransport(Listing(total=3))) as toy,
+        pytest.raises(TypeError, match="sync client"),
+    ):
         toy.things().__aiter__().__anext__().send(None)
 
 

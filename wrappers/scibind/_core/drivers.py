@@ -177,6 +177,8 @@ class SyncDriver:
             if response.status_code >= 400 and response.status_code not in effect.ok:
                 response.read()
                 check_response(response, ok=effect.ok, message=self.runtime.message)
+            if effect.on_response is not None:
+                effect.on_response(response)
             for chunk in response.iter_bytes(effect.chunk_size):
                 effect.sink(chunk)
         except httpx.HTTPError as exc:
@@ -273,6 +275,8 @@ class AsyncDriver:
             if response.status_code >= 400 and response.status_code not in effect.ok:
                 await response.aread()
                 check_response(response, ok=effect.ok, message=self.runtime.message)
+            if effect.on_response is not None:
+                effect.on_response(response)
             async for chunk in response.aiter_bytes(effect.chunk_size):
                 effect.sink(chunk)
         except httpx.HTTPError as exc:

@@ -78,7 +78,10 @@ class Stream:
     ok: tuple[int, ...] = ()
     auth: bool = True
     follow_redirects: bool = False
-    chunk_size: int = 1024 * 1024
+    chunk_size: int | None = None
+    """None passes chunks on as they arrive, so an interrupted body loses no received bytes."""
+    on_response: Callable[[Any], None] | None = None
+    """Called with the response (headers only) before the first chunk; raise to refuse the body."""
 
 
 @attrs.frozen

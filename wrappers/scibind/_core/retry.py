@@ -214,9 +214,11 @@ class RetryTransport(httpx.BaseTransport):
             released = False
             try:
                 response = self.inner.handle_request(request)
-                if streaming:
+                if streaming and not response.is_closed:
                     response.stream = _ReleasingStream(response.stream, self.slots.release)
                     released = True
+                elif streaming:
+                    pass  # already read (in-memory transports): nothing to hold the slot for
                 else:
                     response = _buffered(response, self._read_all(response, state), request)
             except httpx.TransportError as exc:
@@ -295,9 +297,11 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
             released = False
             try:
                 response = await self.inner.handle_async_request(request)
-                if streaming:
+                if streaming and not response.is_closed:
                     response.stream = _AsyncReleasingStream(response.stream, slots.release)
                     released = True
+                elif streaming:
+                    pass  # already read (in-memory transports): nothing to hold the slot for
                 else:
                     response = _buffered(response, await self._read_all(response, state), request)
             except httpx.TransportError as exc:

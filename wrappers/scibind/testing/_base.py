@@ -152,7 +152,7 @@ class FakeService:
             for base in self.origins.values():
                 b = httpx.URL(base)
                 # respx's port=None matches nothing, so leave the port out for a default port
-                where = {"port": b.port} if b.port is not None else {}
+                where: dict[str, Any] = {"port": b.port} if b.port is not None else {}
                 router.route(scheme=b.scheme, host=b.host, **where).mock(side_effect=self.handle)
             yield router
 
@@ -163,7 +163,7 @@ class FakeService:
         ``latency`` (seconds) is added to every request, to emulate a remote server.
         """
         saved = dict(self.origins)
-        servers: list[ThreadingHTTPServer] = []
+        servers: list[_LoopbackServer] = []
         try:
             for name, base in saved.items():
                 server = _LoopbackServer(self, latency)

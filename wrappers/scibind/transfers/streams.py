@@ -17,7 +17,8 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """Stream ``length`` bytes of a file from ``offset``, re-opening and seeking on every iteration.
 
     Every pass over the stream sends exactly the same bytes, so the retry transport can repeat it
-    (``rewindable = True``). ``on_chunk`` is called with each chunk as it is sent (hashing, progress).
+    (``rewindable = True``). ``on_chunk`` is called with each chunk as it is sent, ``on_start`` at the start of
+    each pass (so progress can take back the bytes of a failed attempt).
     Works for sync and async clients; the file is read in ``chunk_size`` pieces, never loaded whole.
     """
 
@@ -31,17 +32,21 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         length: int | None = None,
         chunk_size: int = CHUNK,
         on_chunk: Callable[[bytes], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.offset = offset
         self.length = self.path.stat().st_size - offset if length is None else length
         self.chunk_size = chunk_size
         self.on_chunk = on_chunk
+        self.on_start = on_start
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self) -> Iterator[bytes]:
+        if self.on_start is not None:  # a new pass: a retry starts over
+            self.on_start()
         with open(self.path, "rb") as f:
             f.seek(self.offset)
             remaining = self.length
