@@ -42,6 +42,21 @@ from ._dserver.datasets import make_dataset
 __all__ = ["DServerInstance", "DServerStartError", "run_dserver", "start_dserver"]
 
 _DEFAULT_EXPIRES_IN = 900.0
+# Configuration dservercore, its plugins and Flask read from the environment: never inherited from the
+# caller, so the server (and the captured OpenAPI document) only depends on the launcher's options.
+_DSERVER_ENV_PREFIXES = (
+    "SQLALCHEMY_",
+    "JWT_",
+    "SECRET_KEY",
+    "SEARCH_MONGO_",
+    "RETRIEVE_MONGO_",
+    "DSERVER_",
+    "OPENAPI_",
+    "API_SPEC_OPTIONS",
+    "DISABLE_JWT_AUTHORISATION",
+    "DEFAULT_USER",
+    "FLASK_",
+)
 
 
 class DServerStartError(RuntimeError):
@@ -88,6 +103,7 @@ class DServerInstance:
         self.allow_direct_aggregation: bool = config["allow_direct_aggregation"]
         self._owns_workdir = owns_workdir
         self._private_key: str | None = None
+        self._public_key = (workdir / proto.PUBLIC_KEY_FILE).read_text()
         self._http: httpx.Client | None = None
 
     def __repr__(self) -> str:
@@ -98,7 +114,7 @@ class DServerInstance:
     @property
     def public_key(self) -> str:
         """The RS256 public key (PEM) the server verifies tokens with."""
-        return (self.workdir / proto.PUBLIC_KEY_FILE).read_text()
+        return self._public_key
 
     def token(
         self,
@@ -335,7 +351,7 @@ def start_dserver(
     (wd / proto.CONFIG_FILE).write_text(json.dumps(config))
     log = Path(log_path) if log_path is not None else wd / proto.LOG_FILE
 
-    child_env = {k: v for k, v in os.environ.items() if k not in ("FLASK_APP", "JWT_PUBLIC_KEY")}
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(_DSERVER_ENV_PREFIXES)}
     child_env["PYTHONUNBUFFERED"] = "1"
     with open(log, "ab") as log_file:
         process = subprocess.Popen(
