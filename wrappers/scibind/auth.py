@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -26,10 +25,13 @@ import time
 import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import httpx
+
+if TYPE_CHECKING:
+    import asyncio
 
 from ._core.secrets import Secret, is_loopback_host, redact_url
 from .errors import CredentialsError, InsecureTransportError
@@ -166,6 +168,8 @@ class RefreshingTokenAuth(httpx.Auth):
         return self.token
 
     def _async_lock(self) -> asyncio.Lock:
+        import asyncio
+
         loop_id = id(asyncio.get_running_loop())
         lock = self._async_locks.get(loop_id)
         if lock is None:

@@ -6,7 +6,6 @@ classes differ only in how they wait (``client.send`` vs ``await client.send``, 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import time
@@ -260,8 +259,12 @@ class AsyncDriver:
         if isinstance(effect, Parallel):
             return [item async for item in self.imap(effect.ops, effect.limit)]
         if isinstance(effect, Blocking):
+            import asyncio
+
             return await asyncio.to_thread(effect.fn, *effect.args)
         if isinstance(effect, Sleep):
+            import asyncio
+
             await asyncio.sleep(effect.seconds)
             return None
         raise TypeError(f"operation yielded {effect!r}, which is not an effect")
@@ -287,6 +290,8 @@ class AsyncDriver:
 
     async def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> AsyncIterator[T]:
         """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        import asyncio
+
         window = window or self.max_concurrency
         source = iter(ops)
         pending = collections.deque(

@@ -14,18 +14,19 @@ Request extensions understood: ``scibind.idempotent`` (bool: the caller marks a 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
+
+if TYPE_CHECKING:
+    import asyncio
 
 from ..config import RetryPolicy
 from .secrets import redact_url
@@ -70,6 +71,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils
+
         try:
             parsed = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -270,20 +273,24 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         *,
         max_concurrency: int = 8,
         max_response_bytes: int = 256 * 1024 * 1024,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        import asyncio
+
         self.inner = inner
         self.policy = policy
         self.max_response_bytes = max_response_bytes
         self.max_concurrency = max_concurrency
         self._slots: asyncio.Semaphore | None = None
-        self.sleep = sleep
+        self.sleep = sleep or asyncio.sleep
         self.clock = clock
 
     @property
     def slots(self) -> asyncio.Semaphore:
         if self._slots is None:
+            import asyncio
+
             self._slots = asyncio.Semaphore(self.max_concurrency)
         return self._slots
 

@@ -11,7 +11,6 @@ to iterate, :class:`EventStream` runs a transfer in the background and yields it
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -136,6 +135,8 @@ class EventStream(Generic[T]):
     async def __aiter__(self) -> AsyncIterator[ProgressEvent]:
         if not self._is_async:
             raise TypeError("this event stream belongs to a sync client: use `for`")
+        import asyncio
+
         events: asyncio.Queue[Any] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 

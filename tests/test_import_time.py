@@ -1,0 +1,82 @@
+"""Import-time budgets, as ratios to ``import httpx`` measured on the same machine in the same run.
+
+A ratio, not an absolute time: each statement runs in a fresh interpreter with ``-X importtime`` several times and
+the fastest run counts, so a loaded machine slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+RUNS = 7
+
+
+def import_cost(statement: str, first_module: str) -> int:
+    """Microseconds the statement spends importing: cumulative time of the top-level imports it triggers."""
+    best = None
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", statement],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        total, started = 0, False
+        for line in out.splitlines():
+            if not line.startswith("import time:") or "|" not in line:
+                continue
+            _, cumulative, name = line.split("|", 2)
+            if name.startswith("  "):  # nested import, counted in its parent
+                continue
+            started = started or name.strip().split(".")[0] == first_module
+            if started:
+                total += int(cumulative)
+        best = total if best is None else min(best, total)
+    assert best, f"nothing imported by {statement!r}"
+    return best
+
+
+@pytest.fixture(scope="module")
+def httpx_cost() -> int:
+    return import_cost("import httpx", "httpx")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import scibind.dserver",
+        "from scibind.dserver import DServer",
+        "from scibind.dserver import AsyncDServer",
+    ],
+)
+def test_dserver_import_within_budget(statement: str, httpx_cost: int) -> None:
+    cost = import_cost(statement, "scibind")
+    ratio = cost / httpx_cost
+    print(f"{statement}: {cost} us = {ratio:.2f} x import httpx ({httpx_cost} us)")
+    assert ratio <= 1.5
+
+
+def test_import_scibind_loads_no_service_and_no_httpx() -> None:
+    code = (
+        "import sys, scibind\n"
+        "bad = [m for m in sys.modules if m.startswith(('httpx', 'scibind_generated', 'scibind.dserver', "
+        "'scibind.dandi', 'scibind.gen3', 'scibind.mytardis', 'scibind.midas'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_service_does_not_load_another_or_all_models() -> None:
+    code = (
+        "import sys\n"
+        "from scibind.dserver import DServer\n"
+        "others = [m for m in sys.modules if m.startswith(('scibind.dandi', 'scibind.gen3', 'scibind.mytardis', "
+        "'scibind.midas', 'scibind_generated.dandi', 'scibind_generated.gen3'))]\n"
+        "assert not others, others\n"
+        "models = [m for m in sys.modules if m.startswith('scibind_generated.dserver.models.')]\n"
+        "assert not models, models\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
