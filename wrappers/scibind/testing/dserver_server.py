@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid as _uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -105,6 +106,7 @@ class DServerInstance:
         self._private_key: str | None = None
         self._public_key = (workdir / proto.PUBLIC_KEY_FILE).read_text()
         self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
@@ -176,7 +178,12 @@ class DServerInstance:
         http = self._admin_http()
         headers = {"Authorization": f"Bearer {token}"} if token else None
         resp = http.put(f"/uris/{_uri_path(data['uri'])}", json=data, headers=headers)
-        resp.raise_for_status()
+        if resp.status_code not in (200, 201):
+            raise httpx.HTTPStatusError(
+                f"PUT {data['uri']} -> {resp.status_code}: {resp.text[:500]}",
+                request=resp.request,
+                response=resp,
+            )
         return data
 
     def seed_datasets(
@@ -194,20 +201,21 @@ class DServerInstance:
         """
         rng = random.Random(seed)
         bodies = [self.dataset_body(base_uri=base_uri, rng=rng, **fields) for _ in range(n)]
-        token = self.token(expires_in=3600)
+        self._admin_http()
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            list(pool.map(lambda b: self.register_dataset(b, token=token), bodies))
+            list(pool.map(self.register_dataset, bodies))
         return bodies
 
     def _admin_http(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(
-                base_url=self.url,
-                headers={"Authorization": f"Bearer {self.token(expires_in=None)}"},
-                timeout=60.0,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            )
-        return self._http
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    base_url=self.url,
+                    headers={"Authorization": f"Bearer {self.token(expires_in=None)}"},
+                    timeout=60.0,
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+                )
+            return self._http
 
     # -- lifecycle --------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -223,9 +231,10 @@ class DServerInstance:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the subprocess (EOF on stdin, then SIGTERM, then kill) and remove the temporary directory."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
         _stop_process(self.process, timeout)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
