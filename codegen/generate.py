@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import re
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 
 from codegen import lock, services, toolchain
 from codegen.normalize import Normalized, normalize
+from codegen.problems import collect_problems, describe, module_collisions
 from codegen.specio import SpecError, dump_json, file_sha256, sha256_bytes
 from codegen.walk import iter_operations
 
@@ -33,11 +33,6 @@ __all__ = [
     "lock_entry",
     "main",
 ]
-
-_SKIP_HEADER = re.compile(
-    r"WARNING parsing (?P<method>\w+) (?P<path>\S+) within .*Endpoint will not be generated"
-)
-_WARN_HEADER = re.compile(r"WARNING parsing (?P<method>\w+) (?P<path>\S+) within")
 
 
 class GenerationError(Exception):
@@ -62,6 +57,8 @@ class GenerationReport:
     spec_sha256: str = ""
     normalized_sha256: str = ""
     overrides_sha256: str | None = None
+    converted: bool = False
+    """True when the spec was Swagger 2.0 (converted with swagger2openapi)."""
 
     @property
     def unexpected_skips(self) -> list[str]:
@@ -88,66 +85,6 @@ def _opc_config(package: str, output: Path) -> Any:
     return Config.from_sources(
         file_config, MetaType.NONE, Path("openapi.json"), "utf-8", True, output
     )
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    getter = getattr(value, "get_untrusted_value", None)
-    return str(getter() if getter else value)
-
-
-def _describe(error: Any) -> tuple[str, str]:
-    header = _text(getattr(error, "header", ""))
-    detail = re.sub(
-        r"<[^<>]*UntrustedString object at 0x[0-9a-f]+>", "", _text(getattr(error, "detail", ""))
-    )
-    return header, " ".join(detail.split())
-
-
-def _collect_problems(data: Any) -> tuple[list[str], list[str], set[tuple[str, str]]]:
-    skipped: list[str] = []
-    warnings: list[str] = []
-    skipped_ops: set[tuple[str, str]] = set()
-    seen: set[int] = set()
-    for collection in data.endpoint_collections_by_tag.values():
-        for error in collection.parse_errors:
-            if id(error) in seen:
-                continue
-            seen.add(id(error))
-            header, detail = _describe(error)
-            skip = _SKIP_HEADER.search(header)
-            if skip:
-                key = (skip["method"].upper(), skip["path"])
-                if key not in skipped_ops:
-                    skipped_ops.add(key)
-                    skipped.append(f"{key[0]} {key[1]}: {detail}")
-                continue
-            warn = _WARN_HEADER.search(header)
-            where = f"{warn['method'].upper()} {warn['path']}: " if warn else ""
-            warnings.append(f"{where}{detail or header}")
-    for error in data.errors:
-        header, detail = _describe(error)
-        warnings.append(f"{header}: {detail}" if detail else header)
-    return skipped, warnings, skipped_ops
-
-
-def _module_collisions(data: Any, field_prefix: str) -> list[str]:
-    """Endpoints whose module files would overwrite each other (same tag, same Python name)."""
-    from openapi_python_client.strings import PythonIdentifier
-
-    problems = []
-    for tag, collection in data.endpoint_collections_by_tag.items():
-        owners: dict[str, Any] = {}
-        for endpoint in collection.endpoints:
-            module = str(PythonIdentifier(endpoint.name, field_prefix))
-            first = owners.setdefault(module, endpoint)
-            if first is not endpoint:
-                problems.append(
-                    f"{endpoint.method.upper()} {_text(endpoint.path)}: module api/{tag}/{module}.py is also "
-                    f"{first.method.upper()} {_text(first.path)} (give one a distinct operationId in overrides)"
-                )
-    return problems
 
 
 def _header(spec_label: str) -> str:
@@ -183,9 +120,9 @@ def _render(data: Any, config: Any, package_dir: Path, header: str) -> None:
     project = Project(openapi=data, config=config, custom_template_path=toolchain.TEMPLATES_DIR)
     with contextlib.redirect_stdout(io.StringIO()):
         errors = project.build()
-    hard = [e for e in errors if "Directory already exists" in _text(getattr(e, "detail", ""))]
+    hard = [e for e in errors if "Directory already exists" in describe(e)[1]]
     if hard:
-        raise GenerationError(_describe(hard[0])[1])
+        raise GenerationError(describe(hard[0])[1])
     _add_headers(package_dir, header)
     from openapi_python_client.config import ConfigFile
 
@@ -214,10 +151,10 @@ def generate_service(
         config = _opc_config(package, package_dir)
         data = GeneratorData.from_dict(document, config=config)
         if isinstance(data, GeneratorError):
-            header, detail = _describe(data)
+            header, detail = describe(data)
             raise GenerationError(f"{spec}: {header}: {detail}")
-        skipped, warnings, skipped_ops = _collect_problems(data)
-        skipped += _module_collisions(data, config.field_prefix)
+        skipped, warnings, skipped_ops = collect_problems(data)
+        skipped += module_collisions(data, config.field_prefix)
         generated = sum(len(c.endpoints) for c in data.endpoint_collections_by_tag.values())
         expected = sum(1 for _ in iter_operations(document))
         unaccounted = expected - generated - len(skipped_ops)
@@ -243,6 +180,7 @@ def generate_service(
         spec_sha256=file_sha256(spec),
         normalized_sha256=sha256_bytes(dump_json(document).encode()),
         overrides_sha256=file_sha256(overrides) if overrides else None,
+        converted=normalized.converted,
     )
 
 
@@ -256,9 +194,7 @@ def lock_entry(service: services.Service, report: GenerationReport) -> dict[str,
         "overrides_sha256": report.overrides_sha256,
         "openapi_python_client": toolchain.opc_version(),
         "ruff": toolchain.ruff_version(),
-        "swagger2openapi": toolchain.swagger2openapi_version()
-        if "converted from Swagger 2.0" in " ".join(report.notes)
-        else None,
+        "swagger2openapi": toolchain.swagger2openapi_version() if report.converted else None,
         "templates_sha256": toolchain.templates_sha256(),
         "operations": report.operations,
         "models": report.models,
