@@ -270,6 +270,8 @@ def test_seeding_is_deterministic_per_seed(dserver_server: DServerInstance) -> N
     b = dserver_server.seed_datasets(2, seed=1234)  # registered again: updated, not duplicated
     assert a == b
     assert len(_search(dserver_server, uuids=[a[0]["uuid"]])) == 1
+    other = dserver_server.seed_datasets(2, seed=1234, creator_username="someone")
+    assert {d["uuid"] for d in other}.isdisjoint(d["uuid"] for d in a)
 
 
 def test_free_text_search(dserver_server: DServerInstance) -> None:

@@ -195,11 +195,15 @@ class DServerInstance:
         concurrency: int = 8,
         **fields: Any,
     ) -> list[dict[str, Any]]:
-        """Register ``n`` new made-up datasets over HTTP, in parallel (the same ones again for the same ``seed``).
+        """Register ``n`` new made-up datasets over HTTP, in parallel (the same ones again for the same
+        ``seed`` and fields).
 
         ``fields`` are fixed for every dataset (for example ``creator_username="alice"``). Returns the bodies.
         """
-        rng = random.Random(seed)
+        # the fixed fields are part of the seed: the same seed with other fields gives other datasets
+        rng = random.Random(
+            None if seed is None else f"{seed}|{base_uri}|{sorted(fields.items())!r}"
+        )
         bodies = [self.dataset_body(base_uri=base_uri, rng=rng, **fields) for _ in range(n)]
         self._admin_http()
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
