@@ -2041,6 +2041,11 @@ class FakeDandiArchive(FakeService):
         if not 0 <= limit <= 1000:
             raise _field_errors({"limit": ["Ensure this value is less than or equal to 1000."]})
         download = _bool(params.get("download"), False, "download")
+        blank = {
+            k: ["This field may not be blank."] for k in ("prefix", "after") if params.get(k) == ""
+        }
+        if blank:
+            raise _field_errors(blank)
         prefix = params.get("prefix", "").lstrip("/")
         after = params.get("after", "").lstrip("/")
         with self.lock:

@@ -18,7 +18,7 @@ def _get_kwargs(
     dandiset_id: str,
     version_id: str,
     *,
-    path_prefix: str | Unset = "",
+    path_prefix: str | Unset = UNSET,
     page: int | Unset = 1,
     page_size: int | Unset = 100,
 ) -> dict[str, Any]:
@@ -174,7 +174,7 @@ def sync_detailed(
     version_id: str,
     *,
     client: AuthenticatedClient | Client,
-    path_prefix: str | Unset = "",
+    path_prefix: str | Unset = UNSET,
     page: int | Unset = 1,
     page_size: int | Unset = 100,
 ) -> Response[ErrorDetail | FieldErrors | list[str] | str | PaginatedAssetPathList]:
@@ -183,7 +183,7 @@ def sync_detailed(
     Args:
         dandiset_id (str):
         version_id (str):
-        path_prefix (str | Unset):  Default: ''.
+        path_prefix (str | Unset):
         page (int | Unset):  Default: 1.
         page_size (int | Unset):  Default: 100.
 
@@ -215,7 +215,7 @@ def sync(
     version_id: str,
     *,
     client: AuthenticatedClient | Client,
-    path_prefix: str | Unset = "",
+    path_prefix: str | Unset = UNSET,
     page: int | Unset = 1,
     page_size: int | Unset = 100,
 ) -> ErrorDetail | FieldErrors | list[str] | str | PaginatedAssetPathList | None:
@@ -224,7 +224,7 @@ def sync(
     Args:
         dandiset_id (str):
         version_id (str):
-        path_prefix (str | Unset):  Default: ''.
+        path_prefix (str | Unset):
         page (int | Unset):  Default: 1.
         page_size (int | Unset):  Default: 100.
 
@@ -251,7 +251,7 @@ async def asyncio_detailed(
     version_id: str,
     *,
     client: AuthenticatedClient | Client,
-    path_prefix: str | Unset = "",
+    path_prefix: str | Unset = UNSET,
     page: int | Unset = 1,
     page_size: int | Unset = 100,
 ) -> Response[ErrorDetail | FieldErrors | list[str] | str | PaginatedAssetPathList]:
@@ -260,7 +260,7 @@ async def asyncio_detailed(
     Args:
         dandiset_id (str):
         version_id (str):
-        path_prefix (str | Unset):  Default: ''.
+        path_prefix (str | Unset):
         page (int | Unset):  Default: 1.
         page_size (int | Unset):  Default: 100.
 
@@ -290,7 +290,7 @@ async def asyncio(
     version_id: str,
     *,
     client: AuthenticatedClient | Client,
-    path_prefix: str | Unset = "",
+    path_prefix: str | Unset = UNSET,
     page: int | Unset = 1,
     page_size: int | Unset = 100,
 ) -> ErrorDetail | FieldErrors | list[str] | str | PaginatedAssetPathList | None:
@@ -299,7 +299,7 @@ async def asyncio(
     Args:
         dandiset_id (str):
         version_id (str):
-        path_prefix (str | Unset):  Default: ''.
+        path_prefix (str | Unset):
         page (int | Unset):  Default: 1.
         page_size (int | Unset):  Default: 100.
 

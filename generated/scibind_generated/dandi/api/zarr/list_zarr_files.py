@@ -18,8 +18,8 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     zarr_id: UUID,
     *,
-    prefix: str | Unset = "",
-    after: str | Unset = "",
+    prefix: str | Unset = UNSET,
+    after: str | Unset = UNSET,
     limit: int | Unset = 1000,
     download: bool | Unset = False,
 ) -> dict[str, Any]:
@@ -146,8 +146,8 @@ def sync_detailed(
     zarr_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    prefix: str | Unset = "",
-    after: str | Unset = "",
+    prefix: str | Unset = UNSET,
+    after: str | Unset = UNSET,
     limit: int | Unset = 1000,
     download: bool | Unset = False,
 ) -> Response[Any | ErrorDetail | FieldErrors | list[str] | str | ZarrFileListing]:
@@ -155,8 +155,8 @@ def sync_detailed(
 
     Args:
         zarr_id (UUID):
-        prefix (str | Unset):  Default: ''.
-        after (str | Unset):  Default: ''.
+        prefix (str | Unset):
+        after (str | Unset):
         limit (int | Unset):  Default: 1000.
         download (bool | Unset):  Default: False.
 
@@ -187,8 +187,8 @@ def sync(
     zarr_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    prefix: str | Unset = "",
-    after: str | Unset = "",
+    prefix: str | Unset = UNSET,
+    after: str | Unset = UNSET,
     limit: int | Unset = 1000,
     download: bool | Unset = False,
 ) -> Any | ErrorDetail | FieldErrors | list[str] | str | ZarrFileListing | None:
@@ -196,8 +196,8 @@ def sync(
 
     Args:
         zarr_id (UUID):
-        prefix (str | Unset):  Default: ''.
-        after (str | Unset):  Default: ''.
+        prefix (str | Unset):
+        after (str | Unset):
         limit (int | Unset):  Default: 1000.
         download (bool | Unset):  Default: False.
 
@@ -223,8 +223,8 @@ async def asyncio_detailed(
     zarr_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    prefix: str | Unset = "",
-    after: str | Unset = "",
+    prefix: str | Unset = UNSET,
+    after: str | Unset = UNSET,
     limit: int | Unset = 1000,
     download: bool | Unset = False,
 ) -> Response[Any | ErrorDetail | FieldErrors | list[str] | str | ZarrFileListing]:
@@ -232,8 +232,8 @@ async def asyncio_detailed(
 
     Args:
         zarr_id (UUID):
-        prefix (str | Unset):  Default: ''.
-        after (str | Unset):  Default: ''.
+        prefix (str | Unset):
+        after (str | Unset):
         limit (int | Unset):  Default: 1000.
         download (bool | Unset):  Default: False.
 
@@ -262,8 +262,8 @@ async def asyncio(
     zarr_id: UUID,
     *,
     client: AuthenticatedClient | Client,
-    prefix: str | Unset = "",
-    after: str | Unset = "",
+    prefix: str | Unset = UNSET,
+    after: str | Unset = UNSET,
     limit: int | Unset = 1000,
     download: bool | Unset = False,
 ) -> Any | ErrorDetail | FieldErrors | list[str] | str | ZarrFileListing | None:
@@ -271,8 +271,8 @@ async def asyncio(
 
     Args:
         zarr_id (UUID):
-        prefix (str | Unset):  Default: ''.
-        after (str | Unset):  Default: ''.
+        prefix (str | Unset):
+        after (str | Unset):
         limit (int | Unset):  Default: 1000.
         download (bool | Unset):  Default: False.
 
