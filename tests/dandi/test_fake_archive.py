@@ -606,3 +606,41 @@ def test_dandi_cli_client_against_served_fake(
         assets[0].download(target)
         assert target.read_bytes() == content
         assert dandiset.get_asset_by_path("sub-02/sub-02_ecephys.nwb").size == 5
+
+
+def test_asset_replace_delete_and_api_keys(fake: FakeDandiArchive, client: httpx.Client) -> None:
+    dandiset_id = fake.create_dandiset()
+    asset_id = fake.add_asset(dandiset_id, "old.bin", b"v1")
+    blob_id = client.get(f"/assets/{asset_id}/info/").json()["blob"]
+    base = f"/dandisets/{dandiset_id}/versions/draft/assets/"
+    same = client.put(
+        f"{base}{asset_id}/",
+        json={
+            "metadata": {"encodingFormat": "application/octet-stream", "path": "old.bin"},
+            "blob_id": blob_id,
+        },
+    )
+    assert same.json()["asset_id"] == asset_id  # unchanged request: the old asset
+    moved = client.put(
+        f"{base}{asset_id}/", json={"metadata": {"path": "new.bin"}, "blob_id": blob_id}
+    )
+    assert moved.status_code == 200
+    new_id = moved.json()["asset_id"]
+    assert new_id != asset_id and moved.json()["path"] == "new.bin"
+    assert client.get(f"{base}{asset_id}/").status_code == 404
+    validation = client.get(f"{base}{new_id}/validation/").json()
+    assert validation == {"status": "Pending", "validation_errors": []}
+    assert client.delete(f"{base}{new_id}/").status_code == 204
+    assert client.get(base).json()["count"] == 0
+
+    old_key = fake.api_key
+    new_key = client.post("/auth/token/").json()
+    assert new_key != old_key and client.get("/auth/token/").status_code == 401
+    with httpx.Client(
+        transport=fake.transport(),
+        base_url=fake.base_url,
+        headers={"Authorization": f"token {new_key}"},
+    ) as renewed:
+        assert renewed.get("/auth/token/").json() == new_key
+        assert renewed.get("/users/me/").json()["username"] == "testuser"
+        assert renewed.get("/users/").status_code == 403

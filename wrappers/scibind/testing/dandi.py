@@ -968,6 +968,7 @@ class FakeDandiArchive(FakeService):
     ) -> _Asset:
         asset = _Asset(str(uuid.uuid4()), path, dict(metadata), blob=blob, zarr=zarr)
         asset.metadata["path"] = path
+        asset.metadata.setdefault("schemaVersion", self.schema_version)
         self._assets[asset.asset_id] = asset
         return asset
 
