@@ -24,6 +24,11 @@ def test_redact_url() -> None:
     assert "partNumber=3" in out
 
 
+def test_redact_url_hides_midas_download_auth_token() -> None:
+    out = redact_url("https://midas.test/download/?items=3&authToken=Zk2Qx9secret")
+    assert "Zk2Qx9secret" not in out and "items=3" in out
+
+
 def test_redact_headers_and_loopback() -> None:
     assert redact_headers({"Authorization": "Bearer x", "Accept": "a"}) == {
         "Authorization": "****",
