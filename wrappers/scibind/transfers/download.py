@@ -121,8 +121,12 @@ def download_op(
     min_parallel_size: int = 2 * DEFAULT_PART_SIZE,
     existing: Existing = "verify",
     retries: int = 5,
+    auth: bool = False,
 ) -> fx.Op[Path]:
     """Download to ``dest`` and return it. ``resolve()`` is an operation yielding the (presigned) URL.
+
+    ``auth=True`` sends the client's credentials (for a download URL on the service's own origin, e.g.
+    MyTardis); presigned URLs need none, so the default sends nothing.
 
     Raises :class:`~scibind.errors.ChecksumMismatchError` (partial data discarded) or
     :class:`~scibind.errors.TransferError`; after an interruption, calling again resumes.
@@ -147,10 +151,10 @@ def download_op(
     plan = _plan(expected, part_size, min_parallel_size)
     tracker.emit("downloading")
     if plan is None:
-        digests = yield from _single(url, resolve, partial, expected, tracker, retries)
+        digests = yield from _single(url, resolve, partial, expected, tracker, retries, auth)
     else:
         digests = yield from _ranged(
-            url, resolve, partial, plan, journal, tracker, parallel, retries
+            url, resolve, partial, plan, journal, tracker, parallel, retries, auth
         )
     tracker.emit("verifying")
     yield from _verify(partial, expected, digests)
@@ -185,6 +189,7 @@ def _single(
     expected: Expected,
     tracker: ProgressTracker,
     retries: int,
+    auth: bool = False,
 ) -> fx.Op[dict[str, str]]:
     """One stream, hashing every requested digest inline; resumes from the partial file's length."""
     algorithms = [a for a in expected.digests if a in ("md5", "sha256", "sha1", "sha512")]
@@ -217,7 +222,7 @@ def _single(
                     url[0],
                     sink,
                     headers=headers,
-                    auth=False,
+                    auth=auth,
                     on_response=_Range(start, bool(start)),
                 )
             except _NoRangeSupport:
@@ -264,6 +269,7 @@ def _ranged(
     tracker: ProgressTracker,
     parallel: int,
     retries: int,
+    auth: bool = False,
 ) -> fx.Op[dict[str, str]]:
     """Fetch ranges concurrently into a pre-sized partial file; returns the multipart ETag of the parts."""
     size = plan[-1].end
@@ -282,7 +288,7 @@ def _ranged(
                 tracker.add(part.size)
     todo = [p for p in plan if p.number not in digests]
     results = yield fx.Parallel(
-        [_fetch_range(url, resolve, partial, p, tracker, retries, journal) for p in todo],
+        [_fetch_range(url, resolve, partial, p, tracker, retries, journal, auth) for p in todo],
         limit=parallel,
     )
     for part, digest in zip(todo, results, strict=True):
@@ -298,6 +304,7 @@ def _fetch_range(
     tracker: ProgressTracker,
     retries: int,
     journal: Journal,
+    auth: bool = False,
 ) -> fx.Op[bytes]:
     md5 = hashlib.md5()
     written = 0
@@ -326,7 +333,7 @@ def _fetch_range(
                     url[0],
                     sink,
                     headers=headers,
-                    auth=False,
+                    auth=auth,
                     on_response=_Range(start, True),
                 )
             except errors.PermissionDeniedError:
