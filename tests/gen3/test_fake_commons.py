@@ -771,3 +771,9 @@ def test_loopback_server_serves_commons_and_storage_on_separate_ports(
         claims = jwt.decode(credentials["api_key"], options={"verify_signature": False})
         assert claims["iss"] == f"{base}/user"
     assert fake.base_url == "https://commons.fake.test"
+
+
+def test_pytest_plugin_fixture_routes_httpx_to_a_fresh_fake(fake_gen3: FakeGen3Commons) -> None:
+    credentials = fake_gen3.new_api_key()
+    response = httpx.post(fake_gen3.url("/user/credentials/cdis/access_token"), json=credentials)
+    assert response.status_code == 200 and fake_gen3.tokens_minted == 1

@@ -764,7 +764,8 @@ class Graph:
         dependent_ids = ",".join(
             d["id"] for e in entities for err in e.errors for d in err.get("dependents", [])
         )
-        body = {
+        status = 200 if success else 400
+        body: dict[str, Any] = {
             "transaction_id": self._transactions,
             "success": success,
             "entity_error_count": sum(1 for e in entities if not e.valid),
@@ -783,7 +784,7 @@ class Graph:
                 }
                 for e in entities
             ],
-            "code": 200 if success else 400,
+            "code": status,
             "message": f"Successfully deleted {len(entities)} entities"
             if success
             else "Deletion transaction failed.",
@@ -791,7 +792,7 @@ class Graph:
             "deleted_entity_count": len(entities) if success else 0,
             "dependent_ids": dependent_ids,
         }
-        return body["code"], body
+        return status, body
 
     def _dependents(self, node: GraphNode, doomed: set[str]) -> list[GraphNode]:
         found: dict[str, GraphNode] = {}
@@ -919,10 +920,10 @@ class Graph:
             return ",".join(str(v) for v in value)
         return str(value)
 
-    def _tsv(self, label: str, nodes: list[GraphNode], exclude_id: bool) -> str:
+    def _tsv(self, label: str, nodes: list[GraphNode], exclude_id: bool, sep: str = "\t") -> str:
         non_link, link_cols = self._template(label, exclude_id)
         out = io.StringIO()
-        out.write("\t".join(non_link + link_cols) + "\n")
+        out.write(sep.join(non_link + link_cols) + "\n")
         for node in nodes:
             links = self._link_values(node, link_cols)
             cells = [self._cell(self._value(node, k)) for k in non_link]
@@ -934,7 +935,7 @@ class Graph:
                         str(e.get(key)) for e in links.get(link, []) if e.get(key) not in (None, "")
                     )
                 )
-            out.write("\t".join(cells) + "\n")
+            out.write(sep.join(cells) + "\n")
         return out.getvalue()
 
     def export(
@@ -957,6 +958,7 @@ class Graph:
                 400, f"Format {file_format} is not supported; supported formats are: json,tsv,csv."
             )
         mimetype = "application/json" if file_format == "json" else "application/octet-stream"
+        sep = "," if file_format == "csv" else "\t"
         if not ids:
             if not node_label:
                 raise ApiError(400, "expected either `ids` or `node_label` parameter")
@@ -976,7 +978,7 @@ class Graph:
                     data.append(obj)
                 body = '{ "data": [' + ",".join(json.dumps(o) for o in data) + "]}"
                 return body.encode(), mimetype, filename
-            return self._tsv(node_label, nodes, without_id).encode(), mimetype, filename
+            return self._tsv(node_label, nodes, without_id, sep).encode(), mimetype, filename
         nodes = [
             self.nodes[i]
             for i in ids
@@ -1015,11 +1017,15 @@ class Graph:
             )
         if len(by_label) == 1:
             label, group = next(iter(by_label.items()))
-            return self._tsv(label, group, without_id).encode(), mimetype, f"{label}.{file_format}"
+            return (
+                self._tsv(label, group, without_id, sep).encode(),
+                mimetype,
+                f"{label}.{file_format}",
+            )
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             for label, group in by_label.items():
-                content = self._tsv(label, group, without_id).encode()
+                content = self._tsv(label, group, without_id, sep).encode()
                 info = tarfile.TarInfo(name=f"{label}.{file_format}")
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))

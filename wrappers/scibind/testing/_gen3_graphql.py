@@ -453,6 +453,10 @@ def _coerce(value: Any, type_name: str, describe: Callable[[], str]) -> Any:
     return value
 
 
+def _say(message: str) -> Callable[[], str]:
+    return lambda: message
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
@@ -547,13 +551,13 @@ class _Run:
                         f'Unknown argument "{arg}" on field "{fld.name}" of type "{type_name}".'
                     )
                     continue
+                shown = _show(raw.name if isinstance(raw, _Enum) else raw)
+                message = f'Argument "{arg}" has invalid value {shown}.'
                 try:
                     _coerce(
                         self.resolve_value(raw) if not isinstance(raw, _Var) else None,
                         allowed[arg],
-                        lambda a=arg, r=raw: (
-                            f'Argument "{a}" has invalid value {_show(r.name if isinstance(r, _Enum) else r)}.'
-                        ),
+                        _say(message),
                     )
                 except GraphQLError as exc:
                     self.errors.append(str(exc))
@@ -744,11 +748,8 @@ def execute(
     for name, (type_name, default) in operation.variables.items():
         if name in given:
             try:
-                values[name] = _coerce(
-                    given[name],
-                    type_name,
-                    lambda n=name, v=given[name]: f'Variable "${n}" got invalid value {_show(v)}.',
-                )
+                message = f'Variable "${name}" got invalid value {_show(given[name])}.'
+                values[name] = _coerce(given[name], type_name, _say(message))
             except GraphQLError as exc:
                 errors.append(str(exc))
         elif default is not None:

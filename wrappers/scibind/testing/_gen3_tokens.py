@@ -74,9 +74,10 @@ class TokenService:
         """The public key as PEM text."""
         from cryptography.hazmat.primitives import serialization
 
-        return self.public_key.public_bytes(
+        pem: bytes = self.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        )
+        return pem.decode()
 
     def jwk(self) -> dict[str, Any]:
         """The public key as a JSON Web Key."""

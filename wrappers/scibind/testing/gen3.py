@@ -881,8 +881,8 @@ class FakeGen3Commons(FakeService):
             return user
         if self._bearer(request) is None:
             raise _Unauthorized("Please provide a username and password, or a bearer token")
-        user, _ = self._user(request)
-        return user.username
+        writer, _ = self._user(request)
+        return writer.username
 
     def _indexd_route(self, request: httpx.Request, path: str) -> httpx.Response:
         method = request.method
