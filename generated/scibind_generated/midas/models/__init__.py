@@ -128,6 +128,7 @@ if TYPE_CHECKING:
     from .solr_search_advanced_response import SolrSearchAdvancedResponse
     from .submission import Submission
     from .token_result import TokenResult
+    from .tracker_results_document import TrackerResultsDocument
     from .upload_offset_result import UploadOffsetResult
     from .upload_token_result import UploadTokenResult
     from .upload_tracker_results_response import UploadTrackerResultsResponse
@@ -254,6 +255,7 @@ _MODULES: dict[str, str] = {
     "SolrSearchAdvancedResponse": ".solr_search_advanced_response",
     "Submission": ".submission",
     "TokenResult": ".token_result",
+    "TrackerResultsDocument": ".tracker_results_document",
     "UploadOffsetResult": ".upload_offset_result",
     "UploadTokenResult": ".upload_token_result",
     "UploadTrackerResultsResponse": ".upload_tracker_results_response",
@@ -381,6 +383,7 @@ __all__ = (
     "SolrSearchAdvancedResponse",
     "Submission",
     "TokenResult",
+    "TrackerResultsDocument",
     "UploadOffsetResult",
     "UploadTokenResult",
     "UploadTrackerResultsResponse",

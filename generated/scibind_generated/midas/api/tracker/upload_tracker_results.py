@@ -7,13 +7,14 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.tracker_results_document import TrackerResultsDocument
 from ...models.upload_tracker_results_response import UploadTrackerResultsResponse
-from ...types import UNSET, File, Response, Unset
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
-    body: File,
+    body: TrackerResultsDocument,
     method: str | Unset = "midas.tracker.results.upload.json",
     token: str,
     community_id: int,
@@ -51,7 +52,7 @@ def _get_kwargs(
         "params": params,
     }
 
-    _kwargs["json"] = body.to_tuple()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -87,7 +88,7 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: File,
+    body: TrackerResultsDocument,
     method: str | Unset = "midas.tracker.results.upload.json",
     token: str,
     community_id: int,
@@ -111,7 +112,8 @@ def sync_detailed(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
-        body (File):
+        body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
+            scalar named by its key path.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,7 +145,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: File,
+    body: TrackerResultsDocument,
     method: str | Unset = "midas.tracker.results.upload.json",
     token: str,
     community_id: int,
@@ -167,7 +169,8 @@ def sync(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
-        body (File):
+        body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
+            scalar named by its key path.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -194,7 +197,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: File,
+    body: TrackerResultsDocument,
     method: str | Unset = "midas.tracker.results.upload.json",
     token: str,
     community_id: int,
@@ -218,7 +221,8 @@ async def asyncio_detailed(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
-        body (File):
+        body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
+            scalar named by its key path.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -248,7 +252,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: File,
+    body: TrackerResultsDocument,
     method: str | Unset = "midas.tracker.results.upload.json",
     token: str,
     community_id: int,
@@ -272,7 +276,8 @@ async def asyncio(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
-        body (File):
+        body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
+            scalar named by its key path.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
