@@ -1,0 +1,65 @@
+"""Client for Gen3 data commons: Fence (auth, signed URLs), indexd, sheepdog (submission, export), peregrine.
+
+>>> from scibind.gen3 import Gen3Client
+>>> g3 = Gen3Client()                         # ~/.gen3/credentials.json or GEN3_API_KEY; endpoint from the key
+>>> g3.programs();  g3.projects("DEV");  g3.query("{ sample(first: 5) { submitter_id } }")
+>>> for row in g3.records("sample", project_id="DEV-test", fields=["submitter_id", "sample_type"]): ...
+>>> g3.export_node("DEV-test", "sample").records();  g3.export_node_to("DEV-test", "sample", "sample.tsv")
+>>> result = g3.submit_file("DEV-test", "samples.tsv");  result.failed;  result.raise_for_failures()
+>>> record = g3.upload("reads.bam");  g3.download(record.did, "out/");  g3.index_records(uploader="me").list()
+
+:class:`AsyncGen3Client` offers the same calls, awaited (``async for`` over listings). See docs/gen3.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._auth import Gen3Credentials, InsecureCredentialsWarning, gen3_credentials
+    from ._client import AsyncGen3Client, Gen3Client
+    from ._errors import GraphQLError, SubmissionError
+    from ._models import EntityOutcome, Export, Project, SubmissionResult
+
+__all__ = [
+    "AsyncGen3Client",
+    "EntityOutcome",
+    "Export",
+    "Gen3Client",
+    "Gen3Credentials",
+    "GraphQLError",
+    "InsecureCredentialsWarning",
+    "Project",
+    "SubmissionError",
+    "SubmissionResult",
+    "gen3_credentials",
+]
+
+_EXPORTS = {
+    "AsyncGen3Client": "._client",
+    "Gen3Client": "._client",
+    "Gen3Credentials": "._auth",
+    "InsecureCredentialsWarning": "._auth",
+    "gen3_credentials": "._auth",
+    "GraphQLError": "._errors",
+    "SubmissionError": "._errors",
+    "EntityOutcome": "._models",
+    "Export": "._models",
+    "Project": "._models",
+    "SubmissionResult": "._models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
