@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -92,7 +92,11 @@ class FakeService:
         best: tuple[str, str] | None = None
         for name, base in self.origins.items():
             b = httpx.URL(base)
-            if (request.url.scheme, request.url.host, request.url.port) != (b.scheme, b.host, b.port):
+            if (request.url.scheme, request.url.host, request.url.port) != (
+                b.scheme,
+                b.host,
+                b.port,
+            ):
                 continue
             prefix = b.path.rstrip("/")
             path = request.url.path
@@ -157,27 +161,47 @@ class FakeService:
             yield router
 
     @contextlib.contextmanager
+    def rebind(self, origins: Mapping[str, str]) -> Iterator[dict[str, str]]:
+        """Point the named origins at other base URLs until the block ends (then restore all origins).
+
+        Use it to put the fake behind a server of your own (a proxy, a fault injector): requests the fake
+        receives then carry the new URLs, and the URLs its handlers build (presigned links, ``next`` pages)
+        point back at that server. Yields the origins in effect.
+        """
+        unknown = set(origins) - set(self.origins)
+        if unknown:
+            raise KeyError(
+                f"unknown origins {sorted(unknown)}; this fake has {sorted(self.origins)}"
+            )
+        saved = dict(self.origins)
+        self.origins.update(origins)
+        try:
+            yield dict(self.origins)
+        finally:
+            self.origins = saved
+
+    @contextlib.contextmanager
     def serve(self, latency: float = 0.0) -> Iterator[str]:
         """Serve this fake over real HTTP on 127.0.0.1, one port per origin; yields the api base URL.
 
         ``latency`` (seconds) is added to every request, to emulate a remote server.
         """
-        saved = dict(self.origins)
         servers: list[_LoopbackServer] = []
         try:
-            for name, base in saved.items():
+            bound: dict[str, str] = {}
+            for name, base in self.origins.items():
                 server = _LoopbackServer(self, latency)
                 servers.append(server)
                 path = httpx.URL(base).path.rstrip("/")
-                self.origins[name] = f"http://127.0.0.1:{server.server_address[1]}{path}"
+                bound[name] = f"http://127.0.0.1:{server.server_address[1]}{path}"
             for server in servers:
                 threading.Thread(target=server.serve_forever, daemon=True).start()
-            yield self.base_url
+            with self.rebind(bound):
+                yield self.base_url
         finally:
             for server in servers:
                 server.shutdown()
                 server.server_close()
-            self.origins = saved
 
 
 class _LoopbackServer(ThreadingHTTPServer):
