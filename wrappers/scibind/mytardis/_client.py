@@ -8,6 +8,7 @@ import inspect
 import json
 import mimetypes
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -139,13 +140,29 @@ def _write_body(model: str, fields: Mapping[str, Any]) -> Any:
     return cls.from_dict(clean)
 
 
-def _check_filters(endpoint: ModuleType, filters: Mapping[str, Any], taken: Iterable[str]) -> None:
+def _py_name(name: str) -> str:
+    """The generated client's argument name for a Tastypie query name (``dataset__id`` -> ``dataset_id``)."""
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"_+", "_", snake)
+
+
+def _filters(
+    endpoint: ModuleType, filters: Mapping[str, Any], taken: Iterable[str]
+) -> dict[str, Any]:
+    """``filters`` by the generated endpoint's argument names; Tastypie names (``experiments__id``) accepted."""
     allowed = set(inspect.signature(endpoint._get_kwargs).parameters) - {"limit", "offset", *taken}
-    unknown = sorted(set(filters) - allowed)
+    out: dict[str, Any] = {}
+    unknown = []
+    for key, value in filters.items():
+        name = key if key in allowed else _py_name(key)
+        if name not in allowed:
+            unknown.append(key)
+        out[name] = value
     if unknown:
         raise errors.ConfigurationError(
-            f"cannot filter by {unknown}; this listing takes {sorted(allowed)}"
+            f"cannot filter by {sorted(unknown)}; this listing takes {sorted(allowed)}"
         )
+    return out
 
 
 def _page_size(page_size: int) -> int:
@@ -220,7 +237,7 @@ class _MyTardisOps:
         path: Mapping[str, Any] | None = None,
     ) -> Paginator[Any]:
         ep = _ep(endpoint)
-        _check_filters(ep, filters, path or {})
+        query = _filters(ep, filters, path or {})
         size = _page_size(page_size)
         if max_items is not None:
             size = max(1, min(size, max_items))
@@ -228,7 +245,7 @@ class _MyTardisOps:
 
         def fetch(page: int) -> fx.Op[Page[Any]]:
             resp = yield fx.Call(
-                ep, {**filters, **(path or {}), "limit": limit[0], "offset": (page - 1) * limit[0]}
+                ep, {**query, **(path or {}), "limit": limit[0], "offset": (page - 1) * limit[0]}
             )
             body = resp.parsed
             if page == 1 and body.meta.limit:
