@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from .._core import effects as fx
 from .._core.drivers import Runtime
 from .._core.facade import AsyncFacade, SyncFacade, operation
-from .._core.responses import error_for_status
 from .._core.secrets import Secret, redact_url
 from ..auth import check_credential_url
 from ..config import ClientConfig
@@ -31,33 +30,28 @@ from ..errors import (
     ResponseFormatError,
     ScibindError,
 )
-from ..pagination import Page, Paginator, offset_page
-from ..transfers.checksums import DEFAULT_PART_SIZE, file_digest, multipart_plan
-from ..transfers.download import Existing, Expected, download_op
-from ..transfers.progress import EventStream, ProgressCallback, ProgressTracker
 from ._auth import DEFAULT_SCOPES, Gen3Credentials, _same_endpoint, gen3_credentials
-from ._errors import GraphQLError, gen3_error_message
-from ._files import AtomicWriter, download_target
-from ._graphql import count_query, node_query
-from ._models import EntityOutcome, Export, ExportFormat, Project, SubmissionResult
-from ._submission import (
-    Item,
-    Records,
-    is_submission_body,
-    judge,
-    read_records,
-    records_from_objects,
-)
+from ._errors import gen3_error_message
 
 if TYPE_CHECKING:
     from scibind_generated.gen3_fence.models import UserInfo
     from scibind_generated.gen3_indexd.models import Record
+
+    from ..pagination import Page, Paginator
+    from ..transfers.download import Existing
+    from ..transfers.progress import EventStream, ProgressCallback, ProgressTracker
+    from ._models import EntityOutcome, Export, ExportFormat, Project, SubmissionResult
+    from ._submission import Item, Records
+
+# Transfer, paging and submission helpers are imported where they are used, to keep `import scibind.gen3` cheap.
 
 __all__ = ["AsyncGen3Client", "Gen3Client"]
 
 SubmitMode = Literal["upsert", "create"]
 CHUNK_SIZE = 30
 """Records per submission request (the Gen3 SDK's ``submit_file`` default)."""
+DEFAULT_PART_SIZE = 64 * 1024 * 1024
+"""Multipart part size (as :data:`scibind.transfers.checksums.DEFAULT_PART_SIZE`)."""
 MULTIPART_THRESHOLD = 100 * 1024 * 1024
 """Files at least this large are uploaded in parallel parts (Fence's multipart flow)."""
 GRAPHQL_PATH = "/api/v0/submission/graphql"
@@ -224,6 +218,8 @@ class _Gen3Ops:
         from scibind_generated.gen3_peregrine.api.graphql import query_graphql
         from scibind_generated.gen3_peregrine.models import GraphQLRequest
 
+        from ._errors import GraphQLError
+
         body = GraphQLRequest.from_dict(
             _options(
                 query=query,
@@ -257,6 +253,8 @@ class _Gen3Ops:
     @operation
     def projects(self, program: str | None = None) -> fx.Op[list[Project]]:
         """The projects you can see (of one ``program``, if given), by ``project_id``."""
+        from ._models import Project
+
         data = yield from self._graphql("{ project(first: 0) { project_id code name } }")
         out = []
         for p in data.get("project") or []:
@@ -275,6 +273,8 @@ class _Gen3Ops:
         filters: Mapping[str, Any] | None = None,
     ) -> fx.Op[int]:
         """How many records of ``node`` match (peregrine's ``_<node>_count``)."""
+        from ._graphql import count_query
+
         data = yield from self._graphql(count_query(node, project_id=project_id, filters=filters))
         value = data.get("count")
         if not isinstance(value, int):
@@ -298,6 +298,9 @@ class _Gen3Ops:
         concurrently. ``order_by`` names a field (``-field`` for descending); give one when the data may change
         while you read, so pages do not shift.
         """
+        from ..pagination import Paginator, offset_page
+        from ._graphql import node_query
+
         if page_size < 1:
             raise ConfigurationError("page_size must be at least 1")
         fields = list(fields)
@@ -409,10 +412,14 @@ class _Gen3Ops:
         )
 
     def _export(self, request: dict[str, Any], format: ExportFormat) -> fx.Op[Export]:
+        from ._models import Export
+
         resp = yield fx.Request("GET", request["url"], params=request.get("params"))
         return Export(resp.content, format, _content_filename(resp.headers))
 
     def _export_to(self, request: dict[str, Any], dest: str | os.PathLike[str]) -> fx.Op[Path]:
+        from ._files import AtomicWriter
+
         writer = AtomicWriter(Path(dest))
         try:
             yield fx.Stream("GET", request["url"], writer.write, params=request.get("params"))
@@ -527,6 +534,8 @@ class _Gen3Ops:
         ``mode="upsert"`` (PUT, the SDK's choice) creates or updates; ``"create"`` (POST) only creates.
         ``dry_run`` validates without writing.
         """
+        from ._submission import records_from_objects
+
         plan = records_from_objects(records)
         return (yield from self._submit(project_id, plan, chunk_size, mode, dry_run))
 
@@ -542,12 +551,17 @@ class _Gen3Ops:
         dry_run: bool = False,
     ) -> fx.Op[SubmissionResult]:
         """Submit the records of a JSON, TSV (.tsv/.txt) or CSV file, skipping ``row_offset`` data rows."""
+        from ._submission import read_records
+
         plan = yield fx.Blocking(lambda: read_records(path, row_offset=row_offset))
         return (yield from self._submit(project_id, plan, chunk_size, mode, dry_run))
 
     def _submit(
         self, project_id: str, records: Records, chunk_size: int, mode: str, dry_run: bool
     ) -> fx.Op[SubmissionResult]:
+        from ._models import EntityOutcome, SubmissionResult
+        from ._submission import judge
+
         if chunk_size < 1:
             raise ConfigurationError("chunk_size must be at least 1")
         if mode not in ("upsert", "create"):
@@ -618,6 +632,9 @@ class _Gen3Ops:
             upsert_entities_dry_run,
         )
 
+        from .._core.responses import error_for_status
+        from ._submission import is_submission_body
+
         endpoint = {
             ("create", False): create_entities,
             ("create", True): create_entities_dry_run,
@@ -685,6 +702,8 @@ class _Gen3Ops:
         """Every index record (filters combine with AND), in GUID order, walked with indexd's ``start`` cursor."""
         from scibind_generated.gen3_indexd.api.index import list_records
 
+        from ..pagination import Page, Paginator
+
         if not 1 <= page_size <= 1024:
             raise ConfigurationError("page_size must be between 1 and 1024")
         filters = _options(
@@ -747,6 +766,9 @@ class _Gen3Ops:
         indexd's size and md5, and land atomically; an interrupted download resumes; large files are
         fetched in parallel ranges.
         """
+        from ..transfers.download import Expected, download_op
+        from ._files import download_target
+
         record = yield from self._record(guid)
         md5 = _md5_of(record)
         expected = Expected(size=_size_of(record), digests={"md5": md5} if md5 else {})
@@ -770,6 +792,8 @@ class _Gen3Ops:
         self, guid: str, dest: str | os.PathLike[str] | None = None, **options: Any
     ) -> EventStream[Path]:
         """:meth:`download` as a stream of progress events (``for``/``async for``); then ``.result``."""
+        from ..transfers.progress import EventStream
+
         facade: Any = self
         return EventStream(
             lambda cb: facade.download(guid, dest, progress=cb, **options),
@@ -798,6 +822,8 @@ class _Gen3Ops:
         resumable after an interruption. The index record is then checked against the local md5 and size; a
         record still blank (no indexing job ran yet) is filled with them (``PUT /index/blank/<guid>?rev=``).
         """
+        from ..transfers.progress import ProgressTracker
+
         p = Path(path)
         if not p.is_file():
             raise ConfigurationError(f"not a file: {p}")
@@ -815,6 +841,8 @@ class _Gen3Ops:
 
     def upload_events(self, path: str | os.PathLike[str], **options: Any) -> EventStream[Record]:
         """:meth:`upload` as a stream of progress events (``for``/``async for``); then ``.result``."""
+        from ..transfers.progress import EventStream
+
         facade: Any = self
         return EventStream(
             lambda cb: facade.upload(path, progress=cb, **options),
@@ -834,6 +862,7 @@ class _Gen3Ops:
         from scibind_generated.gen3_fence.api.data import create_upload
         from scibind_generated.gen3_fence.models import UploadRequest, UploadResponse
 
+        from ..transfers.checksums import file_digest
         from ..transfers.streams import FileSliceStream
 
         tracker.emit("hashing")
@@ -916,6 +945,7 @@ class _Gen3Ops:
             MultipartInitResponse,
         )
 
+        from ..transfers.checksums import file_digest, multipart_plan
         from ..transfers.journal import upload_journal
         from ..transfers.upload import PartTarget, hash_parts_op, upload_parts_op
 
