@@ -103,6 +103,11 @@ def test_only_one_kind_of_credential(fake: FakeGen3Commons) -> None:
         gen3_credentials(api_key=key["api_key"], access_token=fake.mint_access_token())
     with pytest.raises(errors.ConfigurationError, match="go together"):
         gen3_credentials(client_id="x")
+    fake.register_client("app", "app-secret")
+    with pytest.raises(errors.ConfigurationError, match="needs client_id"):
+        gen3_credentials(refresh_token=fake.new_refresh_token(client_id="app"))
+    with pytest.raises(errors.CredentialsError, match="not a JWT"):
+        gen3_credentials(api_key="not-a-jwt")
 
 
 def test_endpoint_must_match_the_issuer(fake: FakeGen3Commons) -> None:

@@ -295,3 +295,27 @@ async def test_delete_file(g3: Any, fake: FakeGen3Commons, tmp_path: Path) -> No
 async def test_upload_refuses_a_missing_file(g3: Any, tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigurationError, match="not a file"):
         await call(g3.upload(tmp_path / "nope.bin"))
+
+
+async def test_expired_download_url_is_signed_again(
+    fake: FakeGen3Commons, kind: str, tmp_path: Path
+) -> None:
+    data = os.urandom(5000)
+    guid = add_file(fake, data, "renew.bin")
+    refused: list[str] = []
+
+    def rule(request: httpx.Request) -> httpx.Response | None:
+        if request.url.host == STORAGE_HOST and not refused:
+            refused.append(str(request.url))
+            body = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+            return httpx.Response(403, text=body, headers={"Content-Type": "application/xml"})
+        return None
+
+    client = make_client(kind, api_key=fake.new_api_key()["api_key"], transport=faulty(fake, rule))
+    try:
+        path = await call(client.download(guid, tmp_path / "renew.bin"))
+    finally:
+        await close(client)
+    assert path.read_bytes() == data and refused
+    signed = [r for r in fake.requests if r.url.path.startswith("/user/data/download/")]
+    assert len(signed) == 2

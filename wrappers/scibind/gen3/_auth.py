@@ -405,6 +405,10 @@ def gen3_credentials(
     key_value = api_key if api_key is not None else refresh_token
     if key_value is not None:
         key = _api_key_of(key_value)
+        if _claims(key.reveal()).get("pur") == "refresh":
+            raise ConfigurationError(
+                "an OAuth refresh token needs client_id= and client_secret= (an API key does not)"
+            )
         return _from_api_key(endpoint, key, "API key argument", allow_insecure_http, skew, clock)
 
     if isinstance(credentials, Mapping):
