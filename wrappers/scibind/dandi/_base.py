@@ -112,9 +112,14 @@ class DandiBase:
         poll_interval: float,
         what: str,
     ) -> fx.Op[T]:
-        """Call ``probe`` until it reports done, sleeping between calls (growing to 5 s); TimeoutError at the end."""
+        """Call ``probe`` until it reports done; TimeoutError after ``timeout`` seconds.
+
+        Waits between calls start short (0.25 s) and grow to ``poll_interval``, so quick server-side work is
+        seen quickly and long work is not polled hard.
+        """
         deadline = time.monotonic() + timeout
-        delay = max(0.0, poll_interval)
+        longest = max(0.0, poll_interval)
+        delay = min(0.25, longest)
         while True:
             done, value = yield from probe()
             if done:
@@ -123,7 +128,7 @@ class DandiBase:
             if remaining <= 0:
                 raise errors.TimeoutError(f"{what} did not finish within {timeout:g} s")
             yield fx.Sleep(min(delay, remaining))
-            delay = min(delay * 1.5, max(poll_interval, 5.0))
+            delay = min(delay * 1.5, longest)
 
     # -- server and users -------------------------------------------------------------------------------
     @operation

@@ -38,6 +38,7 @@ class DandiOps(TransferOps, Generic[ReaderT]):
             reader = io.BufferedReader(RemoteFile(self._driver.run, source), buffer_size)
         return cast(ReaderT, reader)
 
+
 class DandiClient(DandiOps[io.BufferedReader], SyncFacade):
     """Blocking client for a DANDI Archive instance.
 
