@@ -33,9 +33,12 @@ __all__ = ["KEYRING_SERVICE", "NO_TOKEN_METHODS", "MidasTokenAuth", "midas_auth"
 
 KEYRING_SERVICE = "scibind-midas"
 
-#: Methods that never take the API token (they log in, or use an upload token or a password instead).
+#: Methods that never take the API token (public, or they log in, or use an upload token or a password).
 NO_TOKEN_METHODS = frozenset(
     {
+        "midas.version",
+        "midas.info",
+        "midas.modules.list",
         "midas.login",
         "midas.mfa.otp.login",
         "midas.user.apikey.default",
