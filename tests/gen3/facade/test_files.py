@@ -56,6 +56,9 @@ async def test_index_records_walk_the_start_cursor(g3: Any, fake: FakeGen3Common
     by_hash = await collect(g3.index_records(hashes={"md5": hashlib.md5(data).hexdigest()}))
     assert [r.did for r in by_hash] == [wanted]
     assert len(await collect(g3.index_records(page_size=2, max_items=3))) == 3
+    restricted = add_file(fake, b"r", "r.bin")
+    assert [r.did for r in await collect(g3.index_records(authz=["/programs/DEV"]))] == [restricted]
+    assert restricted not in {r.did for r in await collect(g3.index_records(authz=[]))}
 
 
 async def test_index_record_by_guid(g3: Any, fake: FakeGen3Commons) -> None:
@@ -168,18 +171,40 @@ async def test_single_upload_fills_the_index_record(
     assert copy.read_bytes() == path.read_bytes()
 
 
+@pytest.mark.parametrize("multipart", [False, True])
 async def test_upload_fills_a_blank_record_when_no_indexing_ran(
-    g3: Any, fake: FakeGen3Commons, tmp_path: Path
+    g3: Any, fake: FakeGen3Commons, tmp_path: Path, multipart: bool
 ) -> None:
     fake.index_on_upload = False  # the indexing job has not run yet
-    path = random_file(tmp_path / "late.bin", 10 * KIB)
-    record = await call(g3.upload(path, bucket=fake.upload_bucket))
+    _small_parts(fake)
+    path = random_file(tmp_path / "late.bin", 150 * KIB)
+    record = await call(g3.upload(path, multipart=multipart, part_size=64 * KIB))
     assert record.hashes.md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    assert record.size == 150 * KIB
+    # the location is read off the presigned URL, so the file is downloadable at once
     assert record.urls == [f"s3://{fake.upload_bucket}/{record.did}/late.bin"]
     (fill,) = [r for r in fake.requests if r.url.path.startswith("/index/index/blank/")]
     assert fill.method == "PUT" and fill.url.params.get("rev")
+    copy = await call(g3.download(record.did, tmp_path / "copy.bin"))
+    assert copy.read_bytes() == path.read_bytes()
     assert fake.run_indexing() == 1  # the job agrees with what the client recorded
     assert (await call(g3.index_record(record.did))).hashes.md5 == record.hashes.md5
+
+
+def test_storage_location_from_presigned_urls() -> None:
+    from scibind.gen3._client import _storage_location
+
+    key = "dg.X/1234/a b.bin"
+    signed = "?X-Amz-Signature=abc&X-Amz-Expires=10"
+    assert _storage_location("mine", None, key) == f"s3://mine/{key}"
+    assert _storage_location(
+        None, "https://s3.amazonaws.com/bkt/dg.X/1234/a%20b.bin" + signed, key
+    ) == (f"s3://bkt/{key}")
+    assert _storage_location(
+        None, "https://bkt.s3.us-east-1.amazonaws.com/dg.X/1234/a%20b.bin" + signed, key
+    ) == (f"s3://bkt/{key}")
+    assert _storage_location(None, "https://blob.example/c/dg.X/1234/a%20b.bin?sig=1", key) is None
+    assert _storage_location(None, "https://s3.example/other/key" + signed, key) is None
 
 
 async def test_upload_etag_mismatch_is_detected(

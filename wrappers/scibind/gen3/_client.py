@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import httpx
+
 from .._core import effects as fx
 from .._core.drivers import Runtime
 from .._core.facade import AsyncFacade, SyncFacade, operation
@@ -118,10 +120,38 @@ def _size_of(record: Record) -> int | None:
     return record.size if isinstance(record.size, int) else None
 
 
+def _storage_location(bucket: str | None, presigned: str | None, key: str) -> str | None:
+    """The ``s3://bucket/key`` URL of an uploaded object: from ``bucket``, else read off an S3 presigned URL
+    (path style ``/<bucket>/<key>`` or virtual-hosted ``<bucket>.s3...``); None when it cannot be told."""
+    if bucket:
+        return f"s3://{bucket}/{key}"
+    if not presigned:
+        return None
+    url = httpx.URL(presigned)
+    if not any(k.lower().startswith("x-amz-") for k in url.params):
+        return None
+    suffix = "/" + key
+    if not url.path.endswith(suffix):
+        return None
+    prefix = url.path[: -len(suffix)].strip("/")
+    if prefix and "/" not in prefix:
+        return f"s3://{prefix}/{key}"
+    if not prefix and ".s3" in url.host:
+        return f"s3://{url.host.split('.s3')[0]}/{key}"
+    return None
+
+
 def _content_filename(headers: Mapping[str, str]) -> str | None:
     disposition = headers.get("Content-Disposition", "")
     _, sep, rest = disposition.partition("filename=")
     return rest.strip().strip('"') or None if sep else None
+
+
+def _list_filter(values: Sequence[str] | None) -> str | None:
+    """indexd's list filters: comma-separated values; ``null`` asks for records with none."""
+    if values is None:
+        return None
+    return ",".join(values) if values else "null"
 
 
 def _options(**values: Any) -> dict[str, Any]:
@@ -710,8 +740,8 @@ class _Gen3Ops:
             hash_=[f"{k}:{v}" for k, v in hashes.items()] if hashes else None,
             size=size,
             url_query=list(urls) if urls else None,
-            authz=",".join(authz) if authz is not None else None,
-            acl=",".join(acl) if acl is not None else None,
+            authz=_list_filter(authz),
+            acl=_list_filter(acl),
             uploader=uploader,
             file_name=file_name,
         )
@@ -904,7 +934,9 @@ class _Gen3Ops:
         if returned and returned.lower() != md5:
             raise ChecksumMismatchError(f"{name}: storage ETag", expected=md5, actual=returned)
         tracker.emit("verifying")
-        record = yield from self._finalize(str(created.guid), md5, size, bucket, name)
+        guid = str(created.guid)
+        location = _storage_location(bucket, str(created.url), f"{guid}/{name}")
+        record = yield from self._finalize(guid, md5, size, location, name)
         tracker.emit("done")
         return record
 
@@ -993,6 +1025,8 @@ class _Gen3Ops:
                 [self._part_url(key, upload_id, p.number, bucket, expires_in) for p in group],
                 limit=parallel,
             )
+            if not journal.data.get("location"):
+                journal.update(location=_storage_location(bucket, urls[0], key))
             targets = [
                 PartTarget(p.number, p.offset, p.size, url)
                 for p, url in zip(group, urls, strict=True)
@@ -1011,15 +1045,21 @@ class _Gen3Ops:
         )
         tracker.emit("verifying")
         yield fx.Call(_fence(complete_multipart_upload), {"body": complete})
+        location = journal.data.get("location") or _storage_location(bucket, None, key)
         journal.delete()
-        record = yield from self._finalize(guid, md5, size, bucket, name)
+        record = yield from self._finalize(guid, md5, size, location, name)
         tracker.emit("done")
         return record
 
     def _finalize(
-        self, guid: str, md5: str, size: int, bucket: str | None, name: str
+        self, guid: str, md5: str, size: int, location: str | None, name: str
     ) -> fx.Op[Record]:
-        """Check the index record against what was sent; fill it when it is still blank."""
+        """Check the index record against what was sent; fill it when it is still blank.
+
+        Gen3's indexing job normally fills a new record once the object lands. When it has not (yet), the
+        record is filled here with md5, size and the object's location, so the file is usable at once; the
+        job's own update then finds nothing left to do.
+        """
         from scibind_generated.gen3_indexd.api.index import update_blank_record
         from scibind_generated.gen3_indexd.models import BlankRecordUpdate
 
@@ -1029,7 +1069,7 @@ class _Gen3Ops:
                 {
                     "size": size,
                     "hashes": {"md5": md5},
-                    **({"urls": [f"s3://{bucket}/{guid}/{name}"]} if bucket else {}),
+                    **({"urls": [location]} if location else {}),
                 }
             )
             try:
