@@ -344,3 +344,33 @@ async def test_expired_download_url_is_signed_again(
     assert path.read_bytes() == data and refused
     signed = [r for r in fake.requests if r.url.path.startswith("/user/data/download/")]
     assert len(signed) == 2
+
+
+async def test_multipart_upload_starts_over_when_the_journaled_upload_is_gone(
+    fake: FakeGen3Commons, kind: str, tmp_path: Path
+) -> None:
+    _small_parts(fake)
+    path = random_file(tmp_path / "stale.bin", 3 * 64 * KIB)
+
+    def rule(request: httpx.Request) -> httpx.Response | None:
+        if request.url.host == STORAGE_HOST and request.url.params.get("partNumber") == "2":
+            return httpx.Response(503, text="<Error><Code>SlowDown</Code></Error>")
+        return None
+
+    key = fake.new_api_key()["api_key"]
+    broken = make_client(kind, api_key=key, transport=faulty(fake, rule))
+    try:
+        with pytest.raises(errors.ServerError):
+            await call(broken.upload(path, multipart=True, part_size=64 * KIB, parallel=1))
+    finally:
+        await close(broken)
+    fake.storage.uploads.clear()  # the storage aborted the unfinished upload meanwhile
+    client = make_client(kind, api_key=key, transport=fake.transport())
+    try:
+        record = await call(client.upload(path, multipart=True, part_size=64 * KIB, parallel=1))
+    finally:
+        await close(client)
+    inits = [r for r in fake.requests if r.url.path == "/user/data/multipart/init"]
+    assert len(inits) == 2
+    assert fake.object_for(record.did) is not None
+    assert record.hashes.md5 == hashlib.md5(path.read_bytes()).hexdigest()

@@ -29,8 +29,10 @@ from ..errors import (
     ChecksumMismatchError,
     ConfigurationError,
     ConflictError,
+    NotFoundError,
     ResponseFormatError,
     ScibindError,
+    ServerError,
 )
 from ._auth import DEFAULT_SCOPES, Gen3Credentials, _same_endpoint, gen3_credentials
 from ._errors import gen3_error_message
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
     from scibind_generated.gen3_indexd.models import Record
 
     from ..pagination import Page, Paginator
+    from ..transfers.checksums import MultipartETag, Part
     from ..transfers.download import Existing
+    from ..transfers.journal import Journal
     from ..transfers.progress import EventStream, ProgressCallback, ProgressTracker
     from ._models import EntityOutcome, Export, ExportFormat, Project, SubmissionResult
     from ._submission import Item, Records
@@ -967,19 +971,9 @@ class _Gen3Ops:
         part_size: int,
         parallel: int,
     ) -> fx.Op[Record]:
-        from scibind_generated.gen3_fence.api.data import (
-            complete_multipart_upload,
-            init_multipart_upload,
-        )
-        from scibind_generated.gen3_fence.models import (
-            MultipartCompleteRequest,
-            MultipartInitRequest,
-            MultipartInitResponse,
-        )
-
         from ..transfers.checksums import file_digest, multipart_plan
         from ..transfers.journal import upload_journal
-        from ..transfers.upload import PartTarget, hash_parts_op, upload_parts_op
+        from ..transfers.upload import hash_parts_op
 
         plan = multipart_plan(size, part_size)
         tracker.emit("hashing")
@@ -997,6 +991,75 @@ class _Gen3Ops:
             bucket or "",
             ",".join(authz or ()),
         )
+        resumed = bool(journal.data.get("upload_id"))
+        try:
+            return (
+                yield from self._multipart_send(
+                    path,
+                    name,
+                    plan,
+                    etag,
+                    md5,
+                    size,
+                    journal,
+                    tracker,
+                    authz,
+                    bucket,
+                    expires_in,
+                    parallel,
+                )
+            )
+        except (NotFoundError, ServerError) as exc:
+            gone = isinstance(exc, NotFoundError) or "NoSuchUpload" in str(exc)
+            if not (resumed and gone):
+                raise
+        # the journaled upload no longer exists on the storage (aborted or expired): start over, once
+        journal.delete()
+        tracker.add(-tracker.done)
+        return (
+            yield from self._multipart_send(
+                path,
+                name,
+                plan,
+                etag,
+                md5,
+                size,
+                journal,
+                tracker,
+                authz,
+                bucket,
+                expires_in,
+                parallel,
+            )
+        )
+
+    def _multipart_send(
+        self,
+        path: Path,
+        name: str,
+        plan: Sequence[Part],
+        etag: MultipartETag,
+        md5: str,
+        size: int,
+        journal: Journal,
+        tracker: ProgressTracker,
+        authz: Sequence[str] | None,
+        bucket: str | None,
+        expires_in: int | None,
+        parallel: int,
+    ) -> fx.Op[Record]:
+        from scibind_generated.gen3_fence.api.data import (
+            complete_multipart_upload,
+            init_multipart_upload,
+        )
+        from scibind_generated.gen3_fence.models import (
+            MultipartCompleteRequest,
+            MultipartInitRequest,
+            MultipartInitResponse,
+        )
+
+        from ..transfers.upload import PartTarget, upload_parts_op
+
         state = journal.data
         if state.get("guid") and state.get("upload_id") and state.get("key"):
             guid, upload_id, key = str(state["guid"]), str(state["upload_id"]), str(state["key"])
