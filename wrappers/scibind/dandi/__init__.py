@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._instances import KNOWN_INSTANCES, DandiInstance
     from ._models import Asset, Dandiset, ZarrEntry
     from ._readable import AsyncRemoteFile, RemoteFile
-    from ._tasks import DownloadTask, UploadTask
+    from ._tasks import DownloadTask, UploadTask, close_worker_clients
     from ._transfers import Replace
     from ._zarrsum import zarr_checksum
 
@@ -43,6 +43,7 @@ __all__ = [
     "Replace",
     "UploadTask",
     "ZarrEntry",
+    "close_worker_clients",
     "zarr_checksum",
 ]
 
@@ -60,6 +61,7 @@ _EXPORTS = {
     "RemoteFile": "._readable",
     "DownloadTask": "._tasks",
     "UploadTask": "._tasks",
+    "close_worker_clients": "._tasks",
     "Replace": "._transfers",
     "zarr_checksum": "._zarrsum",
 }

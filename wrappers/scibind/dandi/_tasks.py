@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._models import Asset
     from ._transfers import TransferOps
 
-__all__ = ["DownloadTask", "UploadTask"]
+__all__ = ["DownloadTask", "UploadTask", "close_worker_clients"]
 
 _CLIENTS: dict[tuple[str, int], DandiClient] = {}
 _CLIENTS_LOCK = threading.Lock()
@@ -44,8 +44,21 @@ def _worker_client(api_url: str, part_size: int) -> DandiClient:
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
+            if not _CLIENTS:
+                import atexit
+
+                atexit.register(close_worker_clients)
             client = _CLIENTS[key] = DandiClient(api_url, part_size=part_size)
         return client
+
+
+def close_worker_clients() -> None:
+    """Close the clients tasks created for themselves in this process (also done at exit)."""
+    with _CLIENTS_LOCK:
+        clients = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for client in clients:
+        client.close()
 
 
 def _frozen_dict(value: Any) -> dict[str, Any]:
