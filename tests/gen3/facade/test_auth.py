@@ -144,13 +144,16 @@ def test_minting_over_plain_http_off_loopback_is_refused() -> None:
         gen3_credentials(api_key=fake.new_api_key()["api_key"])
 
 
-def test_serve_over_loopback_http(tmp_path: Path) -> None:
+async def test_serve_over_loopback_http(kind: str) -> None:
     fake = FakeGen3Commons()
     with fake.serve() as url:
         key = fake.new_api_key()  # issued by the loopback URL
-        with Gen3Client(api_key=key["api_key"]) as client:
+        client = make_client(kind, api_key=key["api_key"])
+        try:
             assert client.endpoint == url
-            assert client.user_info().username == fake.user.username
+            assert (await call(client.user_info())).username == fake.user.username
+        finally:
+            await close(client)
 
 
 # -- tokens: minted, cached, refreshed ------------------------------------------------------------------------
@@ -271,16 +274,25 @@ async def test_client_credentials(fake: FakeGen3Commons, kind: str) -> None:
         await close(client)
 
 
-def test_client_credentials_need_an_endpoint_and_a_valid_secret(fake: FakeGen3Commons) -> None:
+async def test_client_credentials_need_an_endpoint_and_a_valid_secret(
+    fake: FakeGen3Commons, kind: str
+) -> None:
     with pytest.raises(errors.ConfigurationError, match="endpoint"):
         gen3_credentials(client_id="robot", client_secret="x")
     fake.register_client("robot", "right-secret")
-    with Gen3Client(
-        fake.base_url, client_id="robot", client_secret="wrong-secret", transport=fake.transport()
-    ) as client:
+    client = make_client(
+        kind,
+        endpoint=fake.base_url,
+        client_id="robot",
+        client_secret="wrong-secret",
+        transport=fake.transport(),
+    )
+    try:
         with pytest.raises(errors.CredentialsError, match="invalid_client") as info:
-            client.index_record("dg.FAKE/none")
+            await call(client.index_record("dg.FAKE/none"))
         assert "wrong-secret" not in str(info.value)
+    finally:
+        await close(client)
 
 
 async def test_oauth_refresh_token_grant(fake: FakeGen3Commons, kind: str) -> None:

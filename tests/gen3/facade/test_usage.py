@@ -29,7 +29,19 @@ def test_raw_generated_sheepdog_client_shares_the_stack(fake: FakeGen3Commons) -
     with Gen3Client(api_key=fake.new_api_key()["api_key"], transport=fake.transport()) as g3:
         links: Any = list_programs.sync(client=g3.raw)
         assert links.links == ["/v0/submission/DEV"]
-    assert fake.tokens_minted == 1  # the raw call was authenticated by the facade's token flow
+    assert fake.tokens_minted == 1
+
+
+async def test_raw_generated_client_async(fake: FakeGen3Commons) -> None:
+    from scibind_generated.gen3_sheepdog.api.program import list_programs
+
+    async with AsyncGen3Client(
+        api_key=fake.new_api_key()["api_key"], transport=fake.transport()
+    ) as g3:
+        links: Any = await list_programs.asyncio(client=g3.raw)
+        assert links.links == [
+            "/v0/submission/DEV"
+        ]  # the raw call was authenticated by the facade's token flow
 
 
 async def test_one_token_cache_for_a_sync_and_an_async_client(fake: FakeGen3Commons) -> None:
@@ -39,3 +51,17 @@ async def test_one_token_cache_for_a_sync_and_an_async_client(fake: FakeGen3Comm
         async with AsyncGen3Client(credentials=creds, transport=fake.transport()) as async_client:
             await async_client.user_info()
     assert fake.tokens_minted == 1
+
+
+async def test_with_the_fake_gen3_fixture_async(fake_gen3: FakeGen3Commons) -> None:
+    fake_gen3.create_program("DEV")
+    fake_gen3.create_project("DEV", "test")
+    seed(fake_gen3, subjects=2, samples_per_subject=1)
+    async with AsyncGen3Client(api_key=fake_gen3.new_api_key()["api_key"]) as g3:
+        assert await g3.count("sample", project_id=PROJECT_ID) == 2
+        assert [
+            r["submitter_id"] async for r in g3.records("subject", order_by="submitter_id")
+        ] == [
+            "subject-0",
+            "subject-1",
+        ]
