@@ -146,9 +146,9 @@ def _storage_location(bucket: str | None, presigned: str | None, key: str) -> st
 
 
 def _content_filename(headers: Mapping[str, str]) -> str | None:
-    disposition = headers.get("Content-Disposition", "")
-    _, sep, rest = disposition.partition("filename=")
-    return rest.strip().strip('"') or None if sep else None
+    _, sep, rest = headers.get("Content-Disposition", "").partition("filename=")
+    name = rest.split(";")[0].strip().strip('"') if sep else ""
+    return name or None
 
 
 def _list_filter(values: Sequence[str] | None) -> str | None:
