@@ -10,7 +10,6 @@ import collections
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -188,6 +187,8 @@ class SyncDriver:
 
     def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> Iterator[T]:
         """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        from concurrent.futures import ThreadPoolExecutor
+
         window = window or self.max_concurrency
         source = iter(ops)
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="scibind") as pool:
