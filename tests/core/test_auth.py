@@ -236,3 +236,17 @@ def test_no_prompt_without_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("typed\n"))
     with pytest.raises(errors.CredentialsError, match="interactive prompt"):
         resolve_credential("API key", [env_source("NOPE_NOT_SET"), prompt_source("key: ")])
+
+
+def test_short_lived_tokens_are_not_minted_per_request() -> None:
+    """A token living 120 s with a 300 s margin is reused for half its life, not minted for every request."""
+    svc = Service(ttl=120)
+    now = [time.time()]
+    auth = RefreshingTokenAuth(Minter(), skew=300, clock=lambda: now[0])
+    with client(svc, auth) as c:
+        for _ in range(5):
+            c.get("/x")
+        assert svc.minted == 1
+        now[0] += 61  # past half of its life: refresh ahead of expiry
+        c.get("/x")
+        assert svc.minted == 2

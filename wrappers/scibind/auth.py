@@ -139,6 +139,7 @@ class RefreshingTokenAuth(httpx.Auth):
         self.clock = clock
         self.token: Secret | None = None
         self.expires_at: float | None = None
+        self.stored_at: float = clock()
         self.mint_count = 0
         if token:
             initial = token if isinstance(token, Secret) else Secret(token)
@@ -150,11 +151,20 @@ class RefreshingTokenAuth(httpx.Auth):
     def _store(self, token: Secret, expires_at: float | None) -> None:
         self.token = token
         self.expires_at = expires_at if expires_at is not None else jwt_expiry(token.reveal())
+        self.stored_at = self.clock()
 
     def needs_refresh(self) -> bool:
+        """True when there is no token or it is within the refresh margin of expiring.
+
+        The margin is ``skew``, but never more than half the token's lifetime, so a token that lives shorter
+        than ``skew`` is still used for half its life instead of being minted again for every request.
+        """
         if self.token is None:
             return True
-        return self.expires_at is not None and self.clock() >= self.expires_at - self.skew
+        if self.expires_at is None:
+            return False
+        margin = min(self.skew, max(0.0, (self.expires_at - self.stored_at) / 2))
+        return self.clock() >= self.expires_at - margin
 
     def _accept(self, response: httpx.Response) -> None:
         token, expires_at = self.minter.parse_response(response)

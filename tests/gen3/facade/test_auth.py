@@ -174,7 +174,7 @@ async def test_expiring_tokens_are_refreshed_ahead_of_expiry(
         await call(client.user_info())
         await call(client.user_info())
         assert fake.tokens_minted == 1
-        fake.advance_time(150)  # 250 s left: inside the 5-minute refresh window
+        fake.advance_time(210)  # 190 s left: inside the refresh window (5 minutes, at most half the lifetime)
         await call(client.user_info())
         assert fake.tokens_minted == 2
         fake.advance_time(2000)  # long past expiry
@@ -187,12 +187,19 @@ async def test_expiring_tokens_are_refreshed_ahead_of_expiry(
 
 
 async def test_short_lived_tokens_keep_requests_working(fake: FakeGen3Commons, kind: str) -> None:
-    fake.access_token_ttl = 2  # shorter than the refresh window: each request gets a fresh token
-    client = make_client(kind, api_key=fake.new_api_key()["api_key"], transport=fake.transport())
+    """Tokens shorter than the refresh window are used for half their life, then renewed: no 401s."""
+    fake.access_token_ttl = 60
+    creds = gen3_credentials(api_key=fake.new_api_key()["api_key"], clock=fake.now)
+    client = make_client(kind, credentials=creds, transport=fake.transport())
     try:
-        for _ in range(4):
+        for _ in range(3):
+            await call(client.user_info())
+        assert fake.tokens_minted == 1  # not one mint per request
+        for _ in range(3):
+            fake.advance_time(31)  # past half the token's life each time
             await call(client.user_info())
         assert fake.tokens_minted == 4
+        assert requests_to(fake, USER) == 6  # never refused and repeated
     finally:
         await close(client)
 
