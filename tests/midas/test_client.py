@@ -638,3 +638,38 @@ async def test_module_drivers(md: Any, fake: FakeMidas, tmp_path: Path) -> None:
     job = await call(md.add_condor_job(7, "j", "o", "e", "l", "p"))
     assert job.condor_dag_id == dag.condor_dag_id
     assert (await call(md.extract_dicom_metadata(iid))).revision == "1"
+
+
+# --- concurrency and a real socket ------------------------------------------------------------------------------------
+async def test_concurrent_calls_log_in_once_and_again_once(kind: str, fake: FakeMidas) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make(kind, fake)
+
+    async def burst() -> list[Any]:
+        if kind == "sync":
+            with ThreadPoolExecutor(8) as pool:
+                return list(pool.map(lambda _: client.list_user_folders(), range(8)))
+        return list(await asyncio.gather(*(client.list_user_folders() for _ in range(8))))
+
+    assert all(len(r) == 2 for r in await burst())
+    assert client.auth.login_count == 1
+    fake.advance_time(101 * 60)
+    assert all(len(r) == 2 for r in await burst())
+    assert client.auth.login_count == 2
+    await close(client)
+
+
+async def test_over_a_real_loopback_socket(kind: str, fake: FakeMidas, payload: Path) -> None:
+    data = payload.read_bytes()
+    with fake.serve() as base:
+        cls = MidasClient if kind == "sync" else AsyncMidasClient
+        client = cls(
+            base, email=ALICE, api_key="alice-key", config=FAST
+        )  # http is fine on loopback
+        up = await call(client.upload_file(payload, folder_id=fake.folder_id(f"{ALICE}/Public")))
+        out = await call(client.download_item(up.item.item_id, payload.with_name("back.bin")))
+        await close(client)
+    assert out.read_bytes() == data
+    assert {r.url.path for r in fake.requests} == {"/api/json", "/download/"}

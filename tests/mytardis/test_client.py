@@ -567,3 +567,17 @@ class DiscardingUpload(httpx.BaseTransport, httpx.AsyncBaseTransport):
         async for chunk in request.stream:  # type: ignore[union-attr]
             self.received += len(chunk)
         return self._created()
+
+
+async def test_over_a_real_loopback_socket(kind: str, fake: FakeMyTardis, tmp_path: Path) -> None:
+    exp = fake.add_experiment("E", "alice")
+    ds = fake.add_dataset("D", [exp])
+    data = os.urandom(400_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    with fake.serve() as base:
+        cls = MyTardisClient if kind == "sync" else AsyncMyTardisClient
+        client = cls(base, username="alice", api_key="alice-key", config=FAST)
+        df = await call(client.upload_datafile(ds, tmp_path / "f.bin"))
+        out = await call(client.download_datafile(df.id, tmp_path / "back.bin"))
+        await close(client)
+    assert out.read_bytes() == data and df.md5sum == hashlib.md5(data).hexdigest()

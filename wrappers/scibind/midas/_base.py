@@ -19,16 +19,10 @@ from .._core.facade import AsyncFacade
 from .._core.secrets import Secret
 from ..config import ClientConfig
 from ._auth import midas_auth, midas_url
-from ._wire import (
-    AsyncMidasTransport,
-    MidasTransport,
-    detect,
-)
+from ._wire import AsyncMidasTransport, MidasTransport, detect
 
 if TYPE_CHECKING:
-    from scibind_generated.midas.models import (
-        Item,
-    )
+    from scibind_generated.midas.models import Item
 
 
 __all__ = ["Id"]

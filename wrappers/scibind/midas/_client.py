@@ -16,6 +16,9 @@ from .. import errors
 from .._core import effects as fx
 from .._core.facade import AsyncFacade, SyncFacade, operation
 from .._core.secrets import Secret
+from ._base import Id, _data, _ep, _flag, _MidasBase
+from ._modules import _ModuleOps
+from ._transfers import UploadResult, _TransferOps
 
 if TYPE_CHECKING:
     from scibind_generated.midas.models import (
@@ -34,9 +37,6 @@ if TYPE_CHECKING:
         User,
     )
 
-from ._base import Id, _data, _ep, _flag, _MidasBase
-from ._modules import _ModuleOps
-from ._transfers import UploadResult, _TransferOps
 
 __all__ = ["AsyncMidasClient", "MidasClient", "MidasLogin", "UploadResult"]
 

@@ -12,6 +12,7 @@ from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
 from .._core.secrets import Secret
+from ._base import Id, _data, _ep, _flag, _MidasBase
 
 if TYPE_CHECKING:
     from scibind_generated.midas.models import (
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
         Submission,
     )
 
-from ._base import Id, _data, _ep, _flag, _MidasBase
 
 __all__: list[str] = []
 

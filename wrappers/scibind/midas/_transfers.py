@@ -13,22 +13,16 @@ import httpx
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
-from ..transfers.checksums import file_digest, new_hasher, verify
-from ..transfers.download import Existing, Expected, download_op, partial_paths
-from ..transfers.journal import Journal
-from ..transfers.progress import ProgressCallback, ProgressTracker
-from ..transfers.streams import FileSliceStream
-from ._wire import (
-    UPLOAD_FAILED,
-    MidasTransferError,
-)
+from ._base import Id, _data, _ep, _int, _MidasBase, _target
+from ._wire import UPLOAD_FAILED, MidasTransferError
 
 if TYPE_CHECKING:
-    from scibind_generated.midas.models import (
-        ItemDetail,
-    )
+    from scibind_generated.midas.models import ItemDetail
 
-from ._base import Id, _data, _ep, _int, _MidasBase, _target
+    from ..transfers.download import Existing
+    from ..transfers.progress import ProgressCallback, ProgressTracker
+
+# scibind.transfers is imported inside the operations that move bytes (keeps `import` cheap).
 
 __all__ = ["UploadResult"]
 
@@ -57,6 +51,8 @@ class _TransferOps(_MidasBase):
         progress: ProgressCallback | None = None,
     ) -> fx.Op[Path]:
         """Download a folder as a zip to ``dest`` (a file, or a directory for ``<name>.zip``); atomic."""
+        from ..transfers.download import Expected, download_op
+
         folder = yield from self._call(
             "folders.get_folder", "GetFolderParams", {"id": int(folder_id)}, idempotent=True
         )
@@ -89,6 +85,8 @@ class _TransferOps(_MidasBase):
         An item of one file is streamed to disk, checked against its MD5 and resumed from the partial file
         (with ``offset``) when interrupted; an item of several files comes as a zip (``<item name>.zip``).
         """
+        from ..transfers.download import Expected, download_op
+
         detail = yield from self._call(
             "items.get_item", "GetItemParams", {"id": int(item_id)}, idempotent=True
         )
@@ -170,6 +168,11 @@ class _TransferOps(_MidasBase):
         retries: int = 5,
     ) -> fx.Op[Path]:
         """Stream to a partial file, asking for ``offset=<bytes we have>`` after a break; verify; rename."""
+        from ..transfers.checksums import file_digest, new_hasher, verify
+        from ..transfers.download import partial_paths
+        from ..transfers.journal import Journal
+        from ..transfers.progress import ProgressTracker
+
         tracker = ProgressTracker(name, size, progress, "downloading")
         if target.exists():
             if existing == "error":
@@ -328,6 +331,9 @@ class _TransferOps(_MidasBase):
         the rest. ``reuse_existing`` uploads into an item of the same name in the folder if there is one;
         ``new_revision`` makes a new revision instead of adding to the last one.
         """
+        from ..transfers.checksums import file_digest
+        from ..transfers.progress import ProgressTracker
+
         source = Path(path)
         name = filename or source.name
         if (folder_id is None) == (item_id is None):
@@ -386,6 +392,8 @@ class _TransferOps(_MidasBase):
         """PUT the bytes from ``offset`` on; resume from the server's offset after a break. Returns bytes sent."""
         from scibind_generated.midas.models import PerformUploadResponse
         from scibind_generated.midas.types import UNSET, File
+
+        from ..transfers.streams import FileSliceStream
 
         ep = _ep("uploads.perform_upload")
         kwargs = ep._get_kwargs(

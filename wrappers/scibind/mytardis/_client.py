@@ -24,9 +24,6 @@ from .._core.facade import AsyncFacade, SyncFacade, operation
 from .._core.secrets import Secret
 from ..config import ClientConfig
 from ..pagination import Page, Paginator, tastypie_page
-from ..transfers.checksums import file_digest
-from ..transfers.download import Existing, Expected, download_op
-from ..transfers.progress import ProgressCallback, ProgressTracker
 from ._auth import mytardis_auth, mytardis_url
 
 if TYPE_CHECKING:
@@ -50,6 +47,9 @@ if TYPE_CHECKING:
         StorageBoxOption,
         User,
     )
+
+    from ..transfers.download import Existing
+    from ..transfers.progress import ProgressCallback, ProgressTracker
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -799,6 +799,9 @@ class _MyTardisOps:
         from scibind_generated.mytardis.models import DataFileUpload
         from scibind_generated.mytardis.types import File
 
+        from ..transfers.checksums import file_digest
+        from ..transfers.progress import ProgressTracker
+
         source = Path(path)
         name = filename or source.name
         size = source.stat().st_size
@@ -848,6 +851,8 @@ class _MyTardisOps:
         Give ``size`` and ``md5sum``, or ``path`` of the local file to compute them. Copy the file to the
         returned ``staging_path`` (scp, rsync...), then call :meth:`verify_datafile`.
         """
+        from ..transfers.checksums import file_digest
+
         if path is not None:
             size = Path(path).stat().st_size if size is None else size
             md5sum = md5sum or (yield fx.Blocking(file_digest, (Path(path), "md5")))
@@ -888,6 +893,8 @@ class _MyTardisOps:
         Give ``size`` and ``md5sum`` (or the local ``path`` to compute them) so the server can verify the
         copies. Returns the datafile (``replicas[i].verified`` tells whether each copy checked out).
         """
+        from ..transfers.checksums import file_digest
+
         if path is not None:
             size = Path(path).stat().st_size if size is None else size
             md5sum = md5sum or (yield fx.Blocking(file_digest, (Path(path), "md5")))
@@ -942,6 +949,8 @@ class _MyTardisOps:
         The bytes are checked against the datafile's size and md5 (and sha512 when recorded) before the file
         is moved into place; an interrupted download resumes from the partial file when called again.
         """
+        from ..transfers.download import Expected, download_op
+
         record = yield from self._get("datafiles.get_datafile", datafile)
         target = Path(dest)
         if target.is_dir():
