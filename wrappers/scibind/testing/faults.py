@@ -285,10 +285,16 @@ _HTML = {"Content-Type": "text/html"}
 
 @attrs.frozen
 class Reset(Action):
-    """Reset the connection (RST): before any response (``after_bytes=None``; the upstream never sees the
-    request) or in the middle of the upstream's body after ``after_bytes`` bytes (the upstream did act)."""
+    """Reset the connection (RST, SO_LINGER 0).
+
+    * ``Reset()``: before any response; the upstream never sees the request.
+    * ``Reset(after_bytes=N)``: in the middle of the upstream's body, after N bytes (the upstream did act).
+    * ``Reset(request_bytes=N)``: while the request body is still arriving, after N of its bytes (an upload
+      cut short; the upstream never sees it).
+    """
 
     after_bytes: int | None = None
+    request_bytes: int | None = None
 
     def run(self, exchange: _Exchange) -> None:
         if self.after_bytes is None:
@@ -721,20 +727,27 @@ class FaultServer:
         try:
             while not self._stopping.is_set():
                 try:
-                    request = _read_request(reader)
+                    head = _read_head(reader)
+                    if head is None:
+                        return
+                    rule = self._choose(head)
+                    cut = (
+                        rule.action.request_bytes
+                        if rule and isinstance(rule.action, Reset)
+                        else None
+                    )
+                    request = _read_body(reader, head, limit=cut)
                 except (OSError, ValueError):
                     return
-                if request is None:
-                    return
-                rule = self._admit(request, number)
-                if rule is False:  # over max_requests
-                    _Exchange(self, conn, request).reset()
+                admitted = self._record(request, number, rule)
+                exchange = _Exchange(self, conn, request)
+                if not admitted:  # over max_requests: refuse and stop
+                    exchange.reset()
                     threading.Thread(target=self.stop, daemon=True).start()
                     return
-                exchange = _Exchange(self, conn, request)
                 try:
-                    action = rule.action if isinstance(rule, Rule) else Forward()
-                    if self.latency and not isinstance(rule, Rule):
+                    action = rule.action if rule is not None else Forward()
+                    if self.latency and rule is None:
                         exchange.wait(self.latency)
                     action.run(exchange)
                 except OSError:
@@ -751,17 +764,20 @@ class FaultServer:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def _admit(self, request: _Incoming, connection: int) -> Rule | bool | None:
-        """Record the request, decide which rule answers it; False when the request budget is spent."""
+    def _choose(self, request: _Incoming) -> Rule | None:
+        """The rule that answers this request (counted), or None to forward it."""
         with self._lock:
-            chosen: Rule | None = None
             for rule in self.plan_rules:
                 if rule._matches(request):
                     rule.seen += 1
                     if rule._fires():
                         rule.fired += 1
-                        chosen = rule
-                        break
+                        return rule
+        return None
+
+    def _record(self, request: _Incoming, connection: int, rule: Rule | None) -> bool:
+        """Record the request and count it in flight; False when the request budget is spent."""
+        with self._lock:
             self.requests.append(
                 RecordedRequest(
                     request.method,
@@ -769,14 +785,14 @@ class FaultServer:
                     httpx.Headers(request.headers),
                     len(request.body),
                     connection,
-                    chosen.action.name if chosen is not None else None,
+                    rule.action.name if rule is not None else None,
                 )
             )
             if len(self.requests) > self.max_requests:
                 return False
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return chosen
+        return True
 
     def _answered(self, exchange: _Exchange) -> None:
         """A request stops counting as in flight when its status line goes out (or it ends otherwise):
@@ -818,8 +834,8 @@ class FaultServer:
         return _Answer(response.status_code, list(response.headers.multi_items()), response.content)
 
 
-def _read_request(reader: Any) -> _Incoming | None:
-    """One request from a buffered socket reader; None at a clean end of the connection."""
+def _read_head(reader: Any) -> _Incoming | None:
+    """The request line and headers; None at a clean end of the connection."""
     line = reader.readline(_MAX_HEAD)
     while line in (b"\r\n", b"\n"):  # tolerate stray blank lines between requests
         line = reader.readline(_MAX_HEAD)
@@ -840,10 +856,15 @@ def _read_request(reader: Any) -> _Incoming | None:
             break
         name, _, value = raw.decode("latin-1").partition(":")
         headers.append((name.strip(), value.strip()))
-    lookup = {k.lower(): v for k, v in headers}
-    if lookup.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
+    return _Incoming(method.upper(), target, headers, b"")
+
+
+def _read_body(reader: Any, head: _Incoming, *, limit: int | None = None) -> _Incoming:
+    """``head`` with its body (Content-Length or chunked); only the first ``limit`` bytes when given."""
+    if (head.header("transfer-encoding") or "").lower() == "chunked":
+        chunks: list[bytes] = []
+        got = 0
+        while limit is None or got < limit:
             size_line = reader.readline(_MAX_HEAD)
             n = int(size_line.split(b";")[0].strip() or b"0", 16)
             if n == 0:
@@ -851,12 +872,15 @@ def _read_request(reader: Any) -> _Incoming | None:
                     pass
                 break
             chunks.append(_read_exact(reader, n))
+            got += n
             reader.readline(_MAX_HEAD)
         body = b"".join(chunks)
     else:
-        length = int(lookup.get("content-length") or 0)
+        length = int(head.header("content-length") or 0)
+        if limit is not None:
+            length = min(length, limit)
         body = _read_exact(reader, length) if length else b""
-    return _Incoming(method.upper(), target, headers, body)
+    return attrs.evolve(head, body=body)
 
 
 def _read_exact(reader: Any, n: int) -> bytes:

@@ -1,0 +1,391 @@
+"""One harness per service facade: how to start it behind fault servers, build a client, and run the calls
+the fault scenarios exercise (listing, create, upload, download, a single read), sync or async.
+
+A harness describes what its service can do (``capabilities``); scenarios run for every service that has the
+capability they need and are reported as n/a (with the reason in ``docs/faults.md``) for the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+from scibind.config import ClientConfig, RetryPolicy, Timeout
+from scibind.testing.faults import FaultServer, serve_with_faults
+
+MODES = ("sync", "async")
+PART = 64 * 1024
+"""Part / range size in transfer scenarios (fakes are told to accept parts this small)."""
+
+FAST_RETRY = RetryPolicy(
+    max_attempts=5, backoff_base=0.01, backoff_max=0.05, retry_after_max=2.0, budget=8.0
+)
+"""Small backoffs and budget so scenarios are quick; five attempts absorb the four faults a plan injects."""
+
+
+def fast_config(**changes: Any) -> ClientConfig:
+    """Test configuration: short timeouts, fast retries (override any field)."""
+    base = ClientConfig(
+        timeout=Timeout(connect=2.0, read=2.0, write=2.0, pool=5.0), retry=FAST_RETRY
+    )
+    return attrs.evolve(base, **changes)
+
+
+async def call(value: Any) -> Any:
+    """The result of a facade call: awaited for async clients, as is for sync ones."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def collect(paginator: Any) -> list[Any]:
+    """Every item of a listing, with ``for`` or ``async for`` as the client needs."""
+    if paginator._driver.is_async:
+        return [item async for item in paginator]
+    return list(paginator)
+
+
+async def close(client: Any) -> None:
+    if hasattr(client, "aclose"):
+        await client.aclose()
+    else:
+        client.close()
+
+
+@attrs.define
+class Op:
+    """A request pattern of a service call (regex on path+query, and the method)."""
+
+    method: str
+    path: str
+
+
+class Harness:
+    """Base class; subclasses fill in the service specifics."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    api: FaultServer
+    storage: FaultServer | None = None
+    secrets: list[str]
+    tmp: Path
+
+    # request patterns
+    listing_op: ClassVar[Op]
+    read_op: ClassVar[Op]
+    create_op: ClassVar[Op]
+    upload_op: ClassVar[Op]
+    download_op: ClassVar[Op]
+    page_count: int = 0
+    missing_field: ClassVar[str] = ""
+    """A required field of ``read_op``'s answer (dropped by the missing-field scenario)."""
+    ranged_downloads: ClassVar[bool] = True
+    """Whether downloads honour Range (resume a cut body, parallel ranges)."""
+    typed_field: ClassVar[str] = ""
+    """A field of ``read_op``'s answer whose wrong JSON type must be detected."""
+
+    @property
+    def upload_server(self) -> FaultServer:
+        """Where upload bytes go (storage when the service uses presigned URLs)."""
+        return self.storage or self.api
+
+    @property
+    def download_server(self) -> FaultServer:
+        return self.storage or self.api
+
+    def __init__(self, tmp: Path, request: Any) -> None:
+        self.tmp = tmp
+        self.request = request
+        self.secrets = []
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        raise NotImplementedError
+        yield self
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        raise NotImplementedError
+
+    # listing ---------------------------------------------------------------------------------
+    def seed_listing(self) -> list[Any]:
+        """Create items; return the keys the listing must yield, in order."""
+        raise NotImplementedError
+
+    def listing(self, client: Any) -> Any:
+        raise NotImplementedError
+
+    def key(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    # a single read ---------------------------------------------------------------------------
+    def seed_read(self) -> Any:
+        return None
+
+    async def read(self, client: Any, handle: Any) -> Any:
+        raise NotImplementedError
+
+    # create (not idempotent) -----------------------------------------------------------------
+    async def create(self, client: Any, label: str) -> Any:
+        raise NotImplementedError
+
+    def created(self, label: str) -> int:
+        """How many records with this label the server holds."""
+        raise NotImplementedError
+
+    # transfers -------------------------------------------------------------------------------
+    async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
+        raise NotImplementedError
+
+    def uploaded(self, handle: Any) -> bytes:
+        raise NotImplementedError
+
+    def seed_download(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    async def download(self, client: Any, handle: Any, dest: Path) -> Path:
+        raise NotImplementedError
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ===================================================================================== dserver (real)
+class DServerHarness(Harness):
+    """The real dserver (subprocess), reverse-proxied by the fault server."""
+
+    name = "dserver"
+    capabilities = frozenset({"listing", "read", "create", "load", "auth"})
+    listing_op = Op("POST", r"^/uris\?")
+    read_op = Op("GET", r"^/uris/")
+    create_op = Op("PUT", r"^/uris/")
+    missing_field = "uuid"
+    typed_field = "frozen_at"
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        self.server = self.request.getfixturevalue("dserver_server")
+        self.token = self.server.token()
+        self.secrets = [self.token]
+        with FaultServer(self.server.url) as api:
+            self.api = api
+            yield self
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        from scibind.dserver import AsyncDServer, DServer
+
+        cls = DServer if mode == "sync" else AsyncDServer
+        return cls(self.api.url, token=self.token, config=config or fast_config())
+
+    def seed_listing(self) -> list[Any]:
+        self.tag = f"faults-{uuid.uuid4().hex[:10]}"
+        bodies = self.server.seed_datasets(23, tags=[self.tag])
+        self.page_count = 5
+        return sorted(b["uri"] for b in bodies)
+
+    def listing(self, client: Any) -> Any:
+        return client.datasets(tags=[self.tag], page_size=5)
+
+    def key(self, item: Any) -> Any:
+        return item.uri
+
+    def seed_read(self) -> Any:
+        return self.server.seed_datasets(1)[0]["uri"]
+
+    async def read(self, client: Any, handle: Any) -> Any:
+        return await call(client.get_dataset(handle))
+
+    async def create(self, client: Any, label: str) -> Any:
+        body = self.server.dataset_body(name=label)
+        self._bodies = getattr(self, "_bodies", {})
+        self._bodies[label] = body
+        return await call(client.register_dataset(body))
+
+    def created(self, label: str) -> int:
+        body = self._bodies[label]
+        with self.server.client() as http:
+            found = http.get(f"/uuids/{body['uuid']}").json()
+        return len([d for d in found if d["name"] == label])
+
+
+# ===================================================================================== gen3 (fake)
+class Gen3Harness(Harness):
+    """FakeGen3Commons; API (fence, indexd, sheepdog, peregrine) and storage each behind a fault server."""
+
+    name = "gen3"
+    capabilities = frozenset(
+        {
+            "listing",
+            "read",
+            "create",
+            "upload",
+            "download",
+            "resume_upload",
+            "resume_download",
+            "auth",
+        }
+    )
+    listing_op = Op("GET", r"^/index/index/?\?")
+    read_op = Op("GET", r"^/index/index/[^?]")
+    create_op = Op("POST", r"^/user/data/upload")
+    upload_op = Op("PUT", r"^/fake-data-upload-bucket/")
+    download_op = Op("GET", r"^/fake-data-upload-bucket/")
+    missing_field = "did"
+    typed_field = "size"
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        from scibind.testing.gen3 import FakeGen3Commons
+
+        self.fake = FakeGen3Commons()
+        self.fake.storage.min_part_size = PART  # small parts keep multipart scenarios quick
+        with serve_with_faults(self.fake) as servers:
+            self.api, self.storage = servers["api"], servers["storage"]
+            self.credentials = self.fake.new_api_key()
+            self.secrets = [self.credentials["api_key"]]
+            yield self
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        from scibind.gen3 import AsyncGen3Client, Gen3Client
+
+        cls = Gen3Client if mode == "sync" else AsyncGen3Client
+        client = cls(api_key=self.credentials["api_key"], config=config or fast_config())
+        return client
+
+    def seed_listing(self) -> list[Any]:
+        guids = [
+            self.fake.add_file(f"file {i}".encode(), f"f{i}.txt", uploader="lister")
+            for i in range(23)
+        ]
+        self.page_count = 5
+        return sorted(guids)
+
+    def listing(self, client: Any) -> Any:
+        return client.index_records(uploader="lister", page_size=5)
+
+    def key(self, item: Any) -> Any:
+        return item.did
+
+    def seed_read(self) -> Any:
+        return self.fake.add_file(b"read me", "read.txt")
+
+    async def read(self, client: Any, handle: Any) -> Any:
+        return await call(client.index_record(handle))
+
+    async def create(self, client: Any, label: str) -> Any:
+        path = self.tmp / f"{label}.txt"
+        path.write_bytes(label.encode())
+        return await call(client.upload(path, file_name=label))
+
+    def created(self, label: str) -> int:
+        return sum(1 for r in self.fake.index.records.values() if r.get("file_name") == label)
+
+    async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
+        return await call(client.upload(path, multipart=multipart, part_size=PART, parallel=2))
+
+    def uploaded(self, handle: Any) -> bytes:
+        obj = self.fake.object_for(handle.did)
+        assert obj is not None
+        return bytes(obj.data)
+
+    def seed_download(self, data: bytes) -> Any:
+        return self.fake.add_file(data, "download.bin", authz=["/programs/DEV"])
+
+    async def download(self, client: Any, handle: Any, dest: Path) -> Path:
+        return await call(  # type: ignore[no-any-return]
+            client.download(handle, dest, part_size=PART, min_parallel_size=2 * PART, parallel=2)
+        )
+
+
+# ===================================================================================== MyTardis (fake)
+class MyTardisHarness(Harness):
+    """FakeMyTardis behind a fault server (one origin: API and file downloads)."""
+
+    name = "mytardis"
+    capabilities = frozenset({"listing", "read", "create", "download", "resume_download", "auth"})
+    listing_op = Op("GET", r"^/api/v1/experiment/\?")
+    read_op = Op("GET", r"^/api/v1/experiment/\d+/")
+    create_op = Op("POST", r"^/api/v1/experiment/$")
+    upload_op = Op("POST", r"^/api/v1/dataset_file/$")
+    download_op = Op("GET", r"^/api/v1/dataset_file/\d+/download/")
+    missing_field = "title"
+    typed_field = "title"
+    ranged_downloads = False  # MyTardis serves whole files
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        from scibind.testing.mytardis import FakeMyTardis
+
+        self.fake = FakeMyTardis()
+        self.api_key = "mt-" + uuid.uuid4().hex
+        self.password = "pw-" + uuid.uuid4().hex
+        self.fake.add_user("alice", password=self.password, api_key=self.api_key)
+        self.secrets = [self.api_key, self.password]
+        with serve_with_faults(self.fake) as servers:
+            self.api = servers["api"]
+            yield self
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        from scibind.mytardis import AsyncMyTardisClient, MyTardisClient
+
+        cls = MyTardisClient if mode == "sync" else AsyncMyTardisClient
+        return cls(
+            self.api.url, username="alice", api_key=self.api_key, config=config or fast_config()
+        )
+
+    def seed_listing(self) -> list[Any]:
+        ids = [self.fake.add_experiment(f"exp {i}", owner="alice") for i in range(23)]
+        self.page_count = 5
+        return sorted(ids)
+
+    def listing(self, client: Any) -> Any:
+        return client.experiments(page_size=5)
+
+    def key(self, item: Any) -> Any:
+        return item.id
+
+    def seed_read(self) -> Any:
+        return self.fake.add_experiment("read me", owner="alice")
+
+    async def read(self, client: Any, handle: Any) -> Any:
+        return await call(client.get_experiment(handle))
+
+    async def create(self, client: Any, label: str) -> Any:
+        return await call(client.create_experiment(label))
+
+    def created(self, label: str) -> int:
+        return sum(1 for e in self.fake.experiments.values() if e.get("title") == label)
+
+    def _dataset(self) -> int:
+        if not hasattr(self, "_ds"):
+            exp = self.fake.add_experiment("uploads", owner="alice")
+            self._ds = self.fake.add_dataset("uploads", [exp])
+        return self._ds
+
+    async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
+        return await call(client.upload_datafile(self._dataset(), path))
+
+    def uploaded(self, handle: Any) -> bytes:
+        data = self.fake.file_bytes(handle.id)
+        assert data is not None
+        return data
+
+    def seed_download(self, data: bytes) -> Any:
+        return self.fake.add_datafile(self._dataset(), "download.bin", data)
+
+    async def download(self, client: Any, handle: Any, dest: Path) -> Path:
+        return await call(client.download_datafile(handle, dest))  # type: ignore[no-any-return]
+
+
+HARNESSES: dict[str, type[Harness]] = {
+    h.name: h for h in (DServerHarness, Gen3Harness, MyTardisHarness)
+}
+
+
+def services_with(capability: str) -> list[str]:
+    """Names of the services whose harness has ``capability``."""
+    return [name for name, h in HARNESSES.items() if capability in h.capabilities]
