@@ -581,3 +581,20 @@ async def test_over_a_real_loopback_socket(kind: str, fake: FakeMyTardis, tmp_pa
         out = await call(client.download_datafile(df.id, tmp_path / "back.bin"))
         await close(client)
     assert out.read_bytes() == data and df.md5sum == hashlib.md5(data).hexdigest()
+
+
+async def test_site_under_a_path_prefix(kind: str, tmp_path: Path) -> None:
+    site = FakeMyTardis({"api": "https://mytardis.fake.test/site"})
+    site.add_user("alice", "alice-pw", "alice-key")
+    client = make(kind, site)
+    exp = await call(client.create_experiment("E"))
+    ds = await call(client.create_dataset("D", [exp.id]))
+    assert ds.experiments == [f"/site/api/v1/experiment/{exp.id}/"]
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    df = await call(client.upload_datafile(ds.resource_uri, tmp_path / "a.txt"))
+    assert df.resource_uri == f"/site/api/v1/dataset_file/{df.id}/"
+    assert [f.id for f in await collect(client.dataset_files(ds.resource_uri))] == [df.id]
+    out = await call(client.download_datafile(df.resource_uri, tmp_path / "b.txt"))
+    await close(client)
+    assert out.read_bytes() == b"abc"
+    assert all(r.url.path.startswith("/site/api/v1/") for r in site.requests)
