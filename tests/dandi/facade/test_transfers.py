@@ -481,3 +481,84 @@ async def test_dandi_etag_with_the_real_part_size(kind: str, tmp_path: Path) -> 
         f"bytes=0-{64 * 2**20 - 1}",
         f"bytes={64 * 2**20}-{len(content) - 1}",
     ]
+
+
+# -- walks over many pages, and the rarer answers of the upload protocol --------------------------------------
+async def test_directory_walks_over_many_pages(
+    dc: Client,
+    fake: FakeDandiArchive,
+    dandiset: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scibind.dandi import DandiOps
+
+    monkeypatch.setattr(DandiOps, "listing_page_size", 2)
+    monkeypatch.setattr(DandiOps, "zarr_page_size", 2)
+    files = {f"d/f{i}.bin": os.urandom(100 + i) for i in range(7)}
+    for path, content in files.items():
+        fake.add_asset(dandiset, path, content)
+    zarr_files = {f"c/{i}": bytes([i]) * 3 for i in range(5)}
+    fake.add_zarr(dandiset, "z.zarr", zarr_files, path="d/z.zarr")
+    out = tmp_path / "out"
+    got = await call(dc.download_directory(dandiset, out, path="d", parallel_files=2))
+    assert len(got) == 8
+    for path, content in files.items():
+        assert (out / path[2:]).read_bytes() == content
+    for rel, content in zarr_files.items():
+        assert (out / "z.zarr" / rel).read_bytes() == content
+    pages = [r for r in api(fake, "/assets/", "GET") if "metadata=true" in str(r.url)]
+    assert len(pages) == 4  # 8 assets, 2 per page, the next page fetched while one downloads
+    assert len(api(fake, "/files/", "GET")) >= 3
+    tasks = await call(dc.plan_download(dandiset, tmp_path / "plan", path="d"))
+    assert len(tasks) == 7 + 5
+    local = tmp_path / "up"
+    local.mkdir()
+    for i in range(3):
+        (local / f"f{i}.bin").write_bytes(files[f"d/f{i}.bin"])
+    before = len(api(fake, "/uploads/initialize/"))
+    uploaded = await call(dc.upload_directory(dandiset, local, prefix="d"))
+    assert len(uploaded) == 3 and len(api(fake, "/uploads/initialize/")) == before  # all known
+
+
+async def test_validation_conflict_falls_back_to_the_stored_blob(
+    kind: str, fake: FakeDandiArchive, dandiset: str, data: Data
+) -> None:
+    local = data("race.bin", SIZE)
+    faults = Faults(fake)
+
+    def racer(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/validate/"):  # someone stores the same content just before
+            faults.before.remove(racer)
+            fake.add_asset(dandiset, "theirs.bin", local.read_bytes())
+        return None
+
+    faults.before.append(racer)
+    client = make_client(kind, fake, transport=faults.transport())
+    try:
+        asset = await call(client.upload(dandiset, local, "mine.bin"))
+        theirs = await call(client.get_asset_by_path(dandiset, "theirs.bin"))
+    finally:
+        await close(client)
+    assert asset.blob == theirs.blob
+    assert len(api(fake, "/blobs/digest/", "POST")) == 1
+
+
+async def test_repeated_completion_goes_on_to_validation(
+    kind: str, fake: FakeDandiArchive, dandiset: str, data: Data
+) -> None:
+    local = data("again.bin", SIZE)
+    faults = Faults(fake)
+
+    def lost_answer(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "POST" and request.url.host == STORAGE_HOST:
+            return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
+        return None  # the object store completed; the client saw NoSuchUpload (a retried POST)
+
+    faults.after.append(lost_answer)
+    client = make_client(kind, fake, transport=faults.transport())
+    try:
+        asset = await call(client.upload(dandiset, local, "again.bin"))
+    finally:
+        await close(client)
+    assert fake.blob_content(asset.asset_id) == local.read_bytes()

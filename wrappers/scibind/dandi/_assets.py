@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
-from ..pagination import Page, Paginator
 from ._base import DandisetRef
-from ._dandisets import DandisetOps, drf_models_page, page_size_ok
+from ._dandisets import DandisetOps, drf_models_page, page_size_ok, paginator
 from ._models import Asset, ZarrEntry, normalize_path
 from ._readable import RangeSource
 
 if TYPE_CHECKING:
     from scibind_generated.dandi.models import AssetPath, AssetValidation
     from scibind_generated.dandi_metadata import Asset as AssetMetadata
+
+    from ..pagination import Page, Paginator
 
 __all__ = ["ASSET_PAGE_SIZE", "ASSET_PAGE_SIZE_WITH_METADATA", "AssetOps"]
 
@@ -82,7 +83,7 @@ class AssetOps(DandisetOps):
             items = [Asset.from_generated(a, ident, version) for a in resp.parsed.results]
             return drf_models_page(resp.parsed, items, page, size)
 
-        return Paginator(self._driver, fetch, max_items=max_items)
+        return paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def get_asset(
@@ -176,7 +177,7 @@ class AssetOps(DandisetOps):
             resp = yield fx.Call(ep, args)
             return drf_models_page(resp.parsed, list(resp.parsed.results), page, size)
 
-        return Paginator(self._driver, fetch, max_items=max_items)
+        return paginator(self._driver, fetch, max_items=max_items)
 
     # -- metadata and digests ------------------------------------------------------------------------------
     def _raw_metadata(self, asset: Asset) -> fx.Op[dict[str, Any]]:

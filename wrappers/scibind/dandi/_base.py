@@ -12,7 +12,6 @@ from .._core.drivers import Runtime
 from .._core.facade import operation
 from .._core.secrets import Secret
 from ..config import ClientConfig
-from ..transfers.checksums import DEFAULT_PART_SIZE
 from ._errors import dandi_error_message
 from ._instances import DandiInstance, resolve_api_key, resolve_instance
 from ._models import Dandiset, check_version_id, normalize_dandiset_id
@@ -26,7 +25,10 @@ if TYPE_CHECKING:
         UserDetail,
     )
 
-__all__ = ["DandiBase"]
+__all__ = ["DANDI_PART_SIZE", "DandiBase"]
+
+DANDI_PART_SIZE = 64 * 1024 * 1024
+"""The dandi-etag part size of every DANDI deployment (dandischema's rule; same as scibind.transfers')."""
 
 T = TypeVar("T")
 DandisetRef = str | int | Dandiset
@@ -49,7 +51,7 @@ class DandiBase:
         api_key: str | Secret | None = None,
         config: ClientConfig | None = None,
         transport: Any = None,
-        part_size: int = DEFAULT_PART_SIZE,
+        part_size: int = DANDI_PART_SIZE,
     ) -> None:
         """Connect to a DANDI instance: ``"dandi"``, ``"dandi-sandbox"``, another known name, or an API URL.
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
-from ..pagination import Page, Paginator
 from ._base import DandiBase, DandisetRef
 from ._errors import DandisetValidationError
 from ._models import DRAFT, Dandiset, check_version_id, normalize_dandiset_id
@@ -18,7 +17,9 @@ if TYPE_CHECKING:
     from scibind_generated.dandi.models import Owner, Version, VersionDetail
     from scibind_generated.dandi_metadata import Dandiset as DandisetMetadata
 
-__all__ = ["DANDISET_PAGE_SIZE", "DandisetOps"]
+    from ..pagination import Page, Paginator
+
+__all__ = ["DANDISET_PAGE_SIZE", "DandisetOps", "drf_models_page", "page_size_ok", "paginator"]
 
 DANDISET_PAGE_SIZE = 200
 """Dandisets per page: items are small, so fewer round trips; pages after the first come concurrently."""
@@ -32,8 +33,17 @@ def page_size_ok(page_size: int) -> int:
     return page_size
 
 
+def paginator(driver: Any, fetch: Any, **options: Any) -> Paginator[Any]:
+    """A :class:`~scibind.pagination.Paginator` (imported on first use)."""
+    from ..pagination import Paginator
+
+    return Paginator(driver, fetch, **options)
+
+
 def drf_models_page(body: Any, items: list[Any], page: int, page_size: int) -> Page[Any]:
     """A :class:`Page` from a parsed DRF envelope (``count`` may be null after page 1)."""
+    from ..pagination import Page
+
     count = body.count if isinstance(body.count, int) else None
     return Page(
         items,
@@ -101,7 +111,7 @@ class DandisetOps(DandiBase):
             body = resp.parsed
             return drf_models_page(body, [Dandiset.from_data(d) for d in body.results], page, size)
 
-        return Paginator(self._driver, fetch, max_items=max_items)
+        return paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def get_dandiset(
@@ -216,7 +226,7 @@ class DandisetOps(DandiBase):
             resp = yield fx.Call(ep, args)
             return drf_models_page(resp.parsed, list(resp.parsed.results), page, size)
 
-        return Paginator(self._driver, fetch, max_items=max_items)
+        return paginator(self._driver, fetch, max_items=max_items)
 
     def _version_info(self, dandiset_id: str, version_id: str) -> fx.Op[VersionDetail]:
         from scibind_generated.dandi.api.versions import get_version_info as ep

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
 
-from .._core.secrets import Secret
-from ..auth import (
-    CredentialSource,
-    env_source,
-    explicit_source,
-    keyring_source,
-    resolve_credential,
-)
 from ..errors import ConfigurationError, CredentialsError
+
+if TYPE_CHECKING:
+    from .._core.secrets import Secret
+    from ..auth import CredentialSource
 
 __all__ = [
     "KNOWN_INSTANCES",
@@ -97,6 +94,8 @@ def credential_sources(
     instance: DandiInstance, api_key: str | Secret | None = None
 ) -> list[CredentialSource]:
     """Argument, then ``<INSTANCE>_API_KEY``, then ``DANDI_API_KEY``, then keyring ``dandi-api-<instance>``."""
+    from ..auth import env_source, explicit_source, keyring_source
+
     names = list(dict.fromkeys([api_key_env_var(instance), "DANDI_API_KEY"]))
     return [
         explicit_source(api_key),
@@ -107,6 +106,8 @@ def credential_sources(
 
 def resolve_api_key(instance: DandiInstance, api_key: str | Secret | None = None) -> Secret | None:
     """The API key for ``instance``, or ``None`` (anonymous access: public data can still be read)."""
+    from ..auth import resolve_credential
+
     try:
         return resolve_credential(
             f"DANDI API key for {instance.name}", credential_sources(instance, api_key)

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from .._core import effects as fx
-from .._core.secrets import Secret
-from ..transfers.checksums import DEFAULT_PART_SIZE
-from ..transfers.download import Existing, Expected, download_op
-from ..transfers.progress import ProgressCallback
+from ._base import DANDI_PART_SIZE
 
 if TYPE_CHECKING:
+    from .._core import effects as fx
+    from .._core.secrets import Secret
+    from ..transfers.download import Existing
+    from ..transfers.progress import ProgressCallback
     from ._client import AsyncDandiClient, DandiClient
     from ._models import Asset
     from ._transfers import TransferOps
@@ -81,7 +81,7 @@ class DownloadTask:
     zarr_id: str | None = None
     entry: str | None = None
     """The path inside the Zarr archive, for Zarr entries."""
-    part_size: int = DEFAULT_PART_SIZE
+    part_size: int = DANDI_PART_SIZE
 
     def op(
         self,
@@ -92,6 +92,9 @@ class DownloadTask:
         existing: Existing = "verify",
     ) -> fx.Op[Path]:
         """The transfer as an operation of ``client`` (see :meth:`run` / :meth:`arun`)."""
+        from ..transfers.download import Expected, download_op
+        from . import _download
+
         if self.zarr_id is not None and self.entry is not None:
             zarr_id, entry = self.zarr_id, self.entry
 
@@ -102,7 +105,7 @@ class DownloadTask:
             asset_id, ds, version = self.asset_id, self.dandiset_id, self.version_id
 
             def resolve() -> fx.Op[str]:
-                return (yield from client._blob_redirect(asset_id, ds, version))
+                return (yield from _download.blob_redirect(client, asset_id, ds, version))
 
         else:
             raise ValueError("a DownloadTask needs an asset_id, or a zarr_id and an entry")
@@ -172,7 +175,7 @@ class UploadTask:
     zarr: bool = False
     replace: str = "if-different"
     metadata: dict[str, Any] | None = None
-    part_size: int = DEFAULT_PART_SIZE
+    part_size: int = DANDI_PART_SIZE
 
     def op(
         self,
@@ -182,9 +185,12 @@ class UploadTask:
         parallel: int = 4,
     ) -> fx.Op[Asset]:
         """The transfer as an operation of ``client`` (see :meth:`run` / :meth:`arun`)."""
+        from . import _upload
+
         replace = client._replace_mode(self.replace)
         if self.zarr:
-            return client._upload_zarr(
+            return _upload.upload_zarr(
+                client,
                 self.dandiset_id,
                 Path(self.local_path),
                 self.asset_path,
@@ -193,7 +199,8 @@ class UploadTask:
                 parallel=parallel,
                 progress=progress,
             )
-        return client._upload_file(
+        return _upload.upload_file(
+            client,
             self.dandiset_id,
             Path(self.local_path),
             self.asset_path,

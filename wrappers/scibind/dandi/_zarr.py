@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
-from ..pagination import Page, Paginator
 from ._assets import AssetOps
 from ._base import DandisetRef
-from ._dandisets import drf_models_page, page_size_ok
+from ._dandisets import drf_models_page, page_size_ok, paginator
 from ._models import Asset, ZarrEntry, normalize_dandiset_id
 
 if TYPE_CHECKING:
     from scibind_generated.dandi.models import Zarr
+
+    from ..pagination import Page, Paginator
 
 __all__ = ["ZARR_DELETE_BATCH", "ZARR_UPLOAD_BATCH", "ZarrOps", "ZarrRef"]
 
@@ -45,6 +46,9 @@ def zarr_id_of(zarr: Any) -> str:
 
 class ZarrOps(AssetOps):
     """Zarr operations."""
+
+    zarr_page_size: ClassVar[int] = ZARR_LIST_LIMIT
+    """Entries per page when a whole Zarr listing is walked internally (uploads, downloads, plans)."""
 
     @operation
     def get_zarr(self, zarr: ZarrRef | Zarr) -> fx.Op[Zarr]:
@@ -76,7 +80,7 @@ class ZarrOps(AssetOps):
             resp = yield fx.Call(ep, {**args, "page": page})
             return drf_models_page(resp.parsed, list(resp.parsed.results), page, size)
 
-        return Paginator(self._driver, fetch, max_items=max_items)
+        return paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def create_zarr(self, dandiset: DandisetRef, name: str) -> fx.Op[Zarr]:
@@ -99,6 +103,8 @@ class ZarrOps(AssetOps):
         if after:
             args["after"] = after
         resp = yield fx.Call(ep, args)
+        from ..pagination import Page
+
         items = [ZarrEntry.from_generated(zarr_id, f) for f in resp.parsed.results]
         more = bool(resp.parsed.next_) and bool(items)
         return Page(items, next=items[-1].path if more else None)
@@ -118,13 +124,13 @@ class ZarrOps(AssetOps):
         def fetch(after: str | None) -> fx.Op[Page[ZarrEntry]]:
             return (yield from self._entries_page(zarr_id, prefix, after, limit))
 
-        return Paginator(self._driver, fetch, first=None, numbered=False, max_items=max_items)
+        return paginator(self._driver, fetch, first=None, numbered=False, max_items=max_items)
 
     def _all_entries(self, zarr_id: str, prefix: str | None = None) -> fx.Op[dict[str, ZarrEntry]]:
         entries: dict[str, ZarrEntry] = {}
         after: str | None = None
         while True:
-            page = yield from self._entries_page(zarr_id, prefix, after, ZARR_LIST_LIMIT)
+            page = yield from self._entries_page(zarr_id, prefix, after, self.zarr_page_size)
             entries.update((e.path, e) for e in page.items)
             if page.next is None:
                 return entries
