@@ -82,6 +82,7 @@ async def test_get_dandiset_versions(dc: Client, fake: FakeDandiArchive, dandise
     draft = await call(dc.get_dandiset(dandiset, "draft"))
     assert draft.version_id == "draft" and str(draft) == f"DANDI:{dandiset}/draft"
     assert ds.for_version("draft").version_id == "draft"
+    assert (await call(dc.get_dandiset(ds.for_version("draft")))).version_id == "draft"
     with pytest.raises(errors.NotFoundError):
         await call(dc.get_dandiset(dandiset, "0.200101.0000"))
     with pytest.raises(errors.ConfigurationError):

@@ -123,6 +123,8 @@ class DandisetOps(DandiBase):
         fetch it then (:meth:`refresh` loads it). Otherwise a missing version raises NotFoundError.
         """
         ident = normalize_dandiset_id(dandiset_id)
+        if version_id is None and isinstance(dandiset_id, Dandiset):
+            version_id = dandiset_id.version_id
         version = check_version_id(version_id) if version_id is not None else None
         if lazy:
             return Dandiset(ident, version)
