@@ -213,3 +213,12 @@ def test_clients_are_context_managers_and_repr(fake: FakeDandiArchive) -> None:
         assert isinstance(client, DandiClient)
         assert repr(client) == f"DandiClient('{fake.base_url}')"
     assert AsyncDandiClient.__doc__
+
+
+def test_with_the_pytest_fixture(fake_dandi: FakeDandiArchive) -> None:
+    ident = fake_dandi.create_dandiset("Via respx")
+    fake_dandi.add_asset(ident, "a.txt", b"abc")
+    with DandiClient(fake_dandi.base_url, api_key=fake_dandi.api_key) as client:
+        asset = client.get_asset_by_path(ident, "a.txt")
+        with client.as_readable(asset) as f:
+            assert f.read() == b"abc"

@@ -562,3 +562,33 @@ async def test_repeated_completion_goes_on_to_validation(
     finally:
         await close(client)
     assert fake.blob_content(asset.asset_id) == local.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("size", "digests", "part_size", "chosen"),
+    [
+        (
+            200 * 2**20,
+            {"dandi:dandi-etag": "e-4", "dandi:sha2-256": "s"},
+            64 * 2**20,
+            {"dandi-etag": "e-4"},
+        ),
+        (1000, {"dandi:dandi-etag": "e-1", "dandi:sha2-256": "s"}, 64 * 2**20, {"sha256": "s"}),
+        (1000, {"dandi:dandi-etag": "e-1"}, 64 * 2**20, {"dandi-etag": "e-1"}),
+        (SIZE, {"dandi:dandi-etag": "e-5", "dandi:sha2-256": "s"}, PART, {"sha256": "s"}),
+        (SIZE, {"dandi:dandi-etag": "e-5"}, PART, {}),
+    ],
+)
+def test_one_digest_checked_without_a_second_pass(
+    size: int, digests: dict[str, str], part_size: int, chosen: dict[str, str]
+) -> None:
+    import datetime as dt
+
+    from scibind.dandi import DandiClient
+    from scibind.dandi._download import expected
+
+    now = dt.datetime.now(dt.UTC)
+    asset = Asset("a", "p", size, "b", None, now, now, "000001", "draft", {"digest": digests})
+    with DandiClient("https://dandi.example.org/api", part_size=part_size) as client:
+        got = expected(client, asset)
+    assert (got.size, dict(got.digests)) == (size, chosen)

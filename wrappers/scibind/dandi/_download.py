@@ -196,13 +196,26 @@ def download_assets(
 
 
 def expected(ops: TransferOps, asset: Asset) -> Expected:
-    """What a downloaded blob must be; the dandi-etag only when its part rule is the standard one."""
+    """What a downloaded blob must be, chosen so that checking it costs no second pass over the file.
+
+    Files fetched in ranges are checked with the dandi-etag (each range hashed as it arrives, on the etag's
+    part boundaries); files fetched in one stream with sha256 (hashed as it arrives), else the dandi-etag.
+    Like dandi-cli, one digest is checked. The dandi-etag is used only with the standard 64 MiB part rule,
+    which is the one the shared verifier knows.
+    """
     from ..transfers.download import Expected
 
     digests = asset.transfer_digests()
-    if ops.part_size != DANDI_PART_SIZE:
-        digests.pop("dandi-etag", None)  # the shared verifier assumes 64 MiB parts
-    return Expected(asset.size, digests)
+    etag = digests.get("dandi-etag") if ops.part_size == DANDI_PART_SIZE else None
+    sha256 = digests.get("sha256")
+    ranged = asset.size >= 2 * ops.part_size or (etag is not None and not etag.endswith("-1"))
+    if etag and (ranged or not sha256):
+        return Expected(asset.size, {"dandi-etag": etag})
+    if sha256:
+        return Expected(asset.size, {"sha256": sha256})
+    return Expected(
+        asset.size, {k: v for k, v in digests.items() if k in ("md5", "sha1", "sha512")}
+    )
 
 
 def safe_join(root: Path, relative: str) -> Path:
