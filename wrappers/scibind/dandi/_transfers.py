@@ -62,7 +62,6 @@ class TransferOps(ZarrOps):
         return replace  # type: ignore[return-value]
 
     # -- downloads --------------------------------------------------------------------------------------------
-
     @operation
     def download(
         self,
@@ -75,8 +74,9 @@ class TransferOps(ZarrOps):
     ) -> fx.Op[Path]:
         """Download an asset to ``dest`` (a file path, or an existing directory to put it in); returns the path.
 
-        Large files come in parallel ranges; the file is checked (size, dandi-etag and/or sha256) before it is
-        renamed into place; an interrupted download resumes from the partial file. A Zarr asset becomes a
+        Large files come in parallel ranges; the file is checked (size, and the dandi-etag or sha256 hashed as
+        the bytes arrive) before it is renamed into place; an interrupted download resumes from the partial
+        file. A Zarr asset becomes a
         directory of its entries (each checked against its md5). ``existing``: ``verify`` (skip a file that
         is already there and matches), ``overwrite``, ``skip`` or ``error``.
         """

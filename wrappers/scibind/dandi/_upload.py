@@ -34,11 +34,11 @@ _MIME = {".nwb": "application/x-nwb", ".zarr": "application/x-zarr", ".ngff": "a
 
 
 def asset_body(
-    ops: TransferOps,
     asset_path: str,
     metadata: Mapping[str, Any] | None,
     defaults: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """Asset metadata: what is known from the file, the caller's metadata over it, path and schemaKey set."""
     body = {**defaults, **(metadata or {})}
     body["path"] = asset_path
     body["schemaKey"] = "Asset"
@@ -125,6 +125,7 @@ def complete(
     part_etags: Mapping[int, str],
     etag: str,
 ) -> fx.Op[None]:
+    """Have the object store assemble the parts; its final ETag must equal the dandi-etag."""
     from scibind_generated.dandi.api.uploads import complete_upload as ep
     from scibind_generated.dandi.models import PartCompletion, UploadCompletionRequest
 
@@ -151,6 +152,7 @@ def complete(
 
 
 def blob_by_etag(ops: TransferOps, etag: str) -> fx.Op[str | None]:
+    """The blob_id of a stored blob with this dandi-etag, or None."""
     from scibind_generated.dandi.api.blobs import get_blob_by_digest as ep
     from scibind_generated.dandi.models import Digest
 
@@ -164,6 +166,7 @@ def blob_by_etag(ops: TransferOps, etag: str) -> fx.Op[str | None]:
 
 
 def validate(ops: TransferOps, upload_id: str, etag: str) -> fx.Op[str]:
+    """Mint the blob from the completed upload; returns its blob_id."""
     from scibind_generated.dandi.api.uploads import validate_upload as ep
 
     try:
@@ -276,7 +279,6 @@ def upload_file(
         etag, found = (yield from hash_parts_op(local, plan, hashing)), existing
     tracker = ProgressTracker(path, stat.st_size, progress, "uploading")
     body = asset_body(
-        ops,
         path,
         metadata,
         {
@@ -370,6 +372,7 @@ def upload_zarr_batch(
     parallel: int,
     tracker: ProgressTracker,
 ) -> fx.Op[None]:
+    """Presign and PUT one batch of Zarr files, asking again for URLs that expired."""
     from scibind_generated.dandi.api.zarr import upload_zarr_files as ep
     from scibind_generated.dandi.models import ZarrFileUploadRequest
 
@@ -457,7 +460,7 @@ def upload_zarr(
             ops, zarr_id, timeout=timeout, poll_interval=poll_interval
         )
     verify(f"zarr {path}", checksum, str(zarr.checksum or ""))
-    body = asset_body(ops, path, metadata, {"encodingFormat": "application/x-zarr"})
+    body = asset_body(path, metadata, {"encodingFormat": "application/x-zarr"})
     if found is not None and found.zarr == zarr_id and not metadata and not changed:
         tracker.emit("skipped", "identical zarr already there")
         return found
