@@ -114,12 +114,14 @@ async def test_bad_key_is_401(kind: str, fake: FakeDandiArchive) -> None:
         await close(client)
 
 
-def test_key_refused_over_plain_http_off_loopback() -> None:
-    with (
-        DandiClient("http://dandi.example.org/api", api_key="k" * 40) as client,
-        pytest.raises(errors.InsecureTransportError),
-    ):
-        client.me()
+async def test_key_refused_over_plain_http_off_loopback(kind: str) -> None:
+    cls = DandiClient if kind == "sync" else AsyncDandiClient
+    client = cls("http://dandi.example.org/api", api_key="k" * 40)
+    try:
+        with pytest.raises(errors.InsecureTransportError):
+            await call(client.me())
+    finally:
+        await close(client)
 
 
 # -- error bodies -------------------------------------------------------------------------------------------
