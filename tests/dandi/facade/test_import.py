@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,11 +52,12 @@ def test_client_import_defers_generated_code_and_transfers() -> None:
     assert not any(m.startswith("scibind_generated") for m in loaded)
 
 
-@pytest.mark.parametrize(
-    ("statement", "budget"),
-    [("import scibind.dandi", 0.5), ("from scibind.dandi import DandiClient", 1.75)],
-)
-def test_import_time_budget(statement: str, budget: float) -> None:
+def test_import_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured as installed code runs: from bytecode caches (warmed first, in a private prefix)."""
+    statement = "from scibind.dandi import DandiClient, AsyncDandiClient"
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "pycache"))
+    subprocess.run([sys.executable, "-c", f"import httpx; {statement}"], check=True)
     ratio, cost, httpx_cost = ratio_to_httpx(statement)
     print(f"{statement}: {cost} us = {ratio:.2f} x import httpx ({httpx_cost} us)")
-    assert ratio <= budget
+    assert ratio <= 1.5
