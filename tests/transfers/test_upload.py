@@ -38,7 +38,7 @@ def targets(store: Storage, plan: list[Part]) -> list[PartTarget]:
 
 def upload(store: Storage, path, plan, journal=None, tracker=None):
     def op():
-        etag = yield from hash_parts_op(path, plan)
+        etag = yield from hash_parts_op(path, plan, tracker)
         return (
             yield from upload_parts_op(
                 path, targets(store, plan), etag=etag, journal=journal, tracker=tracker
@@ -163,3 +163,19 @@ async def test_progress_event_stream_async(tmp_path) -> None:
         stream: EventStream[dict[int, str]] = EventStream(start, is_async=True)
         events = [e async for e in stream]
     assert events[-1].done == len(data) and len(stream.result) == len(plan)
+
+
+def test_one_tracker_through_hashing_and_uploading_counts_each_phase_once(tmp_path) -> None:
+    from scibind.transfers.progress import ProgressEvent
+
+    store = Storage()
+    data = os.urandom(40_000)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    plan = plan_for(len(data), 8192)
+    events: list[ProgressEvent] = []
+    tracker = ProgressTracker("f", len(data), events.append, "hashing", step=1)
+    upload(store, path, plan, tracker=tracker)
+    for phase in ("hashing", "uploading"):
+        assert sum(e.advance for e in events if e.phase == phase) == len(data)
+    assert max(e.done for e in events) == len(data)

@@ -39,6 +39,8 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
+_COUNTING = frozenset({"hashing", "uploading", "downloading"})
+
 
 class ProgressTracker:
     """Thread-safe byte counter for one file that reports to a callback, at most every ``step`` bytes."""
@@ -61,10 +63,16 @@ class ProgressTracker:
         self._lock = threading.Lock()
 
     def emit(self, phase: Phase, message: str | None = None) -> None:
-        """Report a phase change (also flushes unreported bytes)."""
+        """Report a phase change (also flushes unreported bytes).
+
+        Entering a different byte-counting phase (hashing -> uploading) starts its count at zero, so one tracker
+        can follow a file through several passes without counting it twice.
+        """
         if self.callback is None:
             return
         with self._lock:
+            if phase != self.phase and phase in _COUNTING:
+                self.done = self._reported = 0
             advance = self.done - self._reported
             self._reported = self.done
             self.phase = phase
