@@ -22,6 +22,7 @@ from .responses import (
     check_response,
     default_error_message,
     format_error,
+    redirect_error,
     translate_exception,
 )
 from .retry import IDEMPOTENT_EXT, STREAM_EXT
@@ -95,12 +96,41 @@ def finish(runtime: Runtime, effect: Call | Request, response: httpx.Response) -
         runtime.detect(response)
     if isinstance(effect, Request):
         return response
+    status = response.status_code
+    if (
+        300 <= status < 400
+        and status not in effect.ok
+        and status not in _documented(effect.endpoint)
+    ):
+        raise redirect_error(response)
+    from .validate import check_parsed  # on first use: keeps `import scibind.<svc>` cheap
+
     try:
-        return effect.endpoint._build_response(client=_PARSE_CLIENT, response=response)
+        result = effect.endpoint._build_response(client=_PARSE_CLIENT, response=response)
+        if effect.validate:
+            check_parsed(getattr(result, "parsed", None))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise format_error(
             response.request, "response does not match the API schema", exc
         ) from None
+    return result
+
+
+_DOCUMENTED: dict[str, frozenset[int]] = {}
+
+
+def _documented(endpoint: Any) -> frozenset[int]:
+    """The statuses a generated endpoint's ``_parse_response`` knows (the integers it compares with)."""
+    key = getattr(endpoint, "__name__", repr(endpoint))
+    known = _DOCUMENTED.get(key)
+    if known is None:
+        code = getattr(getattr(endpoint, "_parse_response", None), "__code__", None)
+        consts = code.co_consts if code is not None else ()
+        known = frozenset(
+            c for c in consts if isinstance(c, int) and not isinstance(c, bool) and 100 <= c < 600
+        )
+        _DOCUMENTED[key] = known
+    return known
 
 
 def _auth_arg(use_auth: bool) -> Any:

@@ -33,12 +33,16 @@ class Call:
 
     Returns the generated ``Response[T]``; an error status raises the matching :mod:`scibind.errors` class,
     unless it is listed in ``ok``. ``idempotent=True`` lets the retry layer repeat a non-idempotent method.
+    The parsed model is checked against its annotations (a wrong JSON type raises ResponseFormatError);
+    ``validate=False`` skips that check for an operation that reads ``content`` itself because the spec's
+    model is narrower than what the server legitimately sends.
     """
 
     endpoint: ModuleType
     kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     idempotent: bool | None = None
     ok: tuple[int, ...] = ()
+    validate: bool = True
 
 
 @attrs.frozen

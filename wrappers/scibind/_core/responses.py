@@ -18,6 +18,7 @@ __all__ = [
     "default_error_message",
     "error_for_status",
     "json_body",
+    "redirect_error",
     "translate_exception",
 ]
 
@@ -105,6 +106,21 @@ def check_response(
     if response.status_code < 400 or response.status_code in ok:
         return
     raise error_for_status(response, message)
+
+
+def redirect_error(response: httpx.Response) -> errors.APIError:
+    """The error for a redirect the API does not document (it is not followed: credentials stay put)."""
+    location = response.headers.get("Location")
+    try:
+        target = redact_url(response.request.url.join(location)) if location else "nowhere"
+    except httpx.InvalidURL:
+        target = "an invalid URL"
+    return errors.APIError(
+        f"unexpected redirect to {target} (not followed)",
+        status=response.status_code,
+        method=response.request.method,
+        url=redact_url(response.request.url),
+    )
 
 
 def json_body(response: httpx.Response) -> Any:
