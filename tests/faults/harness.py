@@ -83,6 +83,8 @@ class Harness:
     page_count: int = 0
     missing_field: ClassVar[str] = ""
     """A required field of ``read_op``'s answer (dropped by the missing-field scenario)."""
+    create_is_idempotent: ClassVar[bool] = False
+    """The create call is a PUT (repeating it is safe, so the retry layer repeats it)."""
     ranged_downloads: ClassVar[bool] = True
     """Whether downloads honour Range (resume a cut body, parallel ranges)."""
     typed_field: ClassVar[str] = ""
@@ -163,6 +165,7 @@ class DServerHarness(Harness):
     listing_op = Op("POST", r"^/uris\?")
     read_op = Op("GET", r"^/uris/")
     create_op = Op("PUT", r"^/uris/")
+    create_is_idempotent = True
     missing_field = "uuid"
     typed_field = "frozen_at"
 
