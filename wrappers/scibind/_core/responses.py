@@ -10,7 +10,7 @@ import httpx
 
 from .. import errors
 from .retry import BodyTooLarge, BudgetExceeded, RetryAfterTooLong, parse_retry_after
-from .secrets import redact_url
+from .secrets import REDACTED, credentials_in, redact_url
 
 __all__ = [
     "ErrorMessage",
@@ -81,7 +81,7 @@ def error_for_status(
     """The typed error for an error response."""
     status = response.status_code
     cls = _STATUS_ERRORS.get(status) or (errors.ServerError if status >= 500 else errors.APIError)
-    text, code = message(response)
+    text, code = message(_without_credentials(response))
     common: dict[str, Any] = {
         "status": status,
         "method": response.request.method,
@@ -94,6 +94,24 @@ def error_for_status(
             text, retry_after=parse_retry_after(response.headers.get("Retry-After")), **common
         )
     return cls(text, **common)
+
+
+def _without_credentials(response: httpx.Response) -> httpx.Response:
+    """``response`` with the credentials its request carried removed from the body (servers that echo the
+    Authorization header or a signed URL in an error message), before any message is cut from it."""
+    request = response.request
+    secrets = credentials_in(request.headers.multi_items(), request.url)
+    content = response.content
+    if not secrets or not any(s.encode() in content for s in secrets):
+        return response
+    for secret in secrets:
+        content = content.replace(secret.encode(), REDACTED.encode())
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
 
 
 def check_response(

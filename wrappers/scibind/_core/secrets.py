@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 __all__ = [
     "REDACTED",
     "Secret",
+    "credentials_in",
     "is_loopback_host",
     "redact_headers",
     "redact_text",
@@ -126,6 +127,42 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
         if value and len(value) >= 6:
             text = text.replace(value, REDACTED)
     return text
+
+
+def credentials_in(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]], url: object = None
+) -> list[str]:
+    """The secret values a request carries: credential headers (whole, without their scheme, and the
+    parts of ``user:secret`` pairs, Basic ones decoded) and secret query parameters of ``url``."""
+    import base64
+    import binascii
+
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    found: list[str] = []
+    for name, value in items:
+        if name.lower() not in SENSITIVE_HEADERS or not value:
+            continue
+        found.append(value)
+        scheme, _, credential = value.partition(" ")
+        credential = credential.strip() if credential else scheme
+        found.append(credential)
+        if scheme.lower() == "basic":
+            try:
+                credential = base64.b64decode(credential, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                pass
+            else:
+                found.append(credential)
+        if ":" in credential:
+            found.append(credential.split(":", 1)[1])
+    if url is not None:
+        try:
+            pairs = parse_qsl(urlsplit(str(url)).query, keep_blank_values=True)
+        except ValueError:
+            pairs = []
+        found += [v for k, v in pairs if k.lower() in SENSITIVE_QUERY_KEYS and v]
+    # longest first, so a whole header is replaced before the parts it contains
+    return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
 
 
 def is_loopback_host(host: str) -> bool:
