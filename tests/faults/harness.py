@@ -112,6 +112,20 @@ class Harness:
     def client(self, mode: str, config: ClientConfig | None = None) -> Any:
         raise NotImplementedError
 
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        """A client with this service's credentials for another base URL (never contacted)."""
+        raise NotImplementedError
+
+    def all_secrets(self) -> list[str]:
+        """The credentials given to clients, and every credential the servers saw in Authorization headers
+        (minted access tokens included)."""
+        found = list(self.secrets)
+        for server in (self.api, self.storage):
+            for r in server.requests if server is not None else []:
+                if r.authorization:
+                    found.append(r.authorization.split(" ", 1)[-1])
+        return found
+
     # listing ---------------------------------------------------------------------------------
     def seed_listing(self) -> list[Any]:
         """Create items; return the keys the listing must yield, in order."""
@@ -183,6 +197,12 @@ class DServerHarness(Harness):
 
         cls = DServer if mode == "sync" else AsyncDServer
         return cls(self.api.url, token=self.token, config=config or fast_config())
+
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        from scibind.dserver import AsyncDServer, DServer
+
+        cls = DServer if mode == "sync" else AsyncDServer
+        return cls(url, token=self.token, config=config, transport=transport)
 
     def seed_listing(self) -> list[Any]:
         self.tag = f"faults-{uuid.uuid4().hex[:10]}"
@@ -258,6 +278,15 @@ class Gen3Harness(Harness):
         cls = Gen3Client if mode == "sync" else AsyncGen3Client
         client = cls(api_key=self.credentials["api_key"], config=config or fast_config())
         return client
+
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        from scibind.gen3 import AsyncGen3Client, Gen3Client
+
+        with self.fake.rebind({"api": url}):  # a token issued by that commons
+            token = self.fake.mint_access_token()
+        self.secrets.append(token)
+        cls = Gen3Client if mode == "sync" else AsyncGen3Client
+        return cls(url, access_token=token, config=config, transport=transport)
 
     def seed_listing(self) -> list[Any]:
         guids = [
@@ -339,6 +368,12 @@ class MyTardisHarness(Harness):
         return cls(
             self.api.url, username="alice", api_key=self.api_key, config=config or fast_config()
         )
+
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        from scibind.mytardis import AsyncMyTardisClient, MyTardisClient
+
+        cls = MyTardisClient if mode == "sync" else AsyncMyTardisClient
+        return cls(url, username="alice", api_key=self.api_key, config=config, transport=transport)
 
     def seed_listing(self) -> list[Any]:
         ids = [self.fake.add_experiment(f"exp {i}", owner="alice") for i in range(23)]

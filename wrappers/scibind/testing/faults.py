@@ -22,7 +22,8 @@ Faults (actions): :class:`Respond` (429/503 with ``Retry-After`` in seconds or a
 :class:`Truncate` (short body, then close), :class:`InvalidJSON`, :class:`MutateJSON` / :class:`DropKeys` /
 :class:`WrongTypes` (change the upstream's JSON), :class:`HugeBody`, :class:`Redirect` (to another loopback
 origin, e.g. a :class:`LoopbackOrigin` that records the Authorization header it receives) and
-:class:`ActThenFail` (the upstream acts, then the client sees a 500 or a reset).
+:class:`ActThenFail` (the upstream acts, then the client sees a 500 or a reset) and :class:`Echo` (an error
+body that repeats the request's headers, Authorization included).
 
 The server records every request with all its headers (tests need to see where Authorization went), counts
 connections, requests in flight (and their peak) and how often each rule fired. It is bounded: after
@@ -59,6 +60,7 @@ __all__ = [
     "Action",
     "Delay",
     "DropKeys",
+    "Echo",
     "FaultServer",
     "Forward",
     "HugeBody",
@@ -281,6 +283,20 @@ def http_date_in(seconds: float) -> datetime:
 
 _JSON = {"Content-Type": "application/json"}
 _HTML = {"Content-Type": "text/html"}
+
+
+@attrs.frozen
+class Echo(Action):
+    """Answer ``status`` with a JSON error body that repeats the request's headers and target, as careless
+    servers do (``{"detail": "invalid credentials: Bearer ..."}``): errors built from it must not show them."""
+
+    status: int = 401
+
+    def run(self, exchange: _Exchange) -> None:
+        request = exchange.request
+        detail = "; ".join(f"{k}: {v}" for k, v in request.headers)
+        body = json.dumps({"detail": f"rejected {request.method} {request.target} ({detail})"})
+        exchange.send(_Answer(self.status, list(_JSON.items()), body.encode()))
 
 
 @attrs.frozen
