@@ -214,6 +214,8 @@ class RetryTransport(httpx.BaseTransport):
         while True:
             state.attempt += 1
             self.slots.acquire()
+            if state.attempt == 1:  # the budget covers the call, not the wait for a local slot
+                state.started = self.clock()
             released = False
             try:
                 response = self.inner.handle_request(request)
@@ -301,6 +303,8 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         while True:
             state.attempt += 1
             await slots.acquire()
+            if state.attempt == 1:  # the budget covers the call, not the wait for a local slot
+                state.started = self.clock()
             released = False
             try:
                 response = await self.inner.handle_async_request(request)
