@@ -10,8 +10,6 @@ secret).
 
 from __future__ import annotations
 
-import datetime
-import enum
 import importlib
 import sys
 import types
@@ -61,18 +59,34 @@ def _evaluate(annotation: str, namespace: dict[str, Any], package: str) -> Any:
     raise NameError(annotation)
 
 
-_HINTS: dict[type, list[tuple[str, Any]]] = {}
+Shallow = Callable[[Any], bool]
+Deep = Callable[[Any, str, int], "SchemaMismatch | None"]
 
 
-def _hints(cls: type) -> list[tuple[str, Any]]:
-    """``(name, annotation)`` of an attrs model's fields (unresolvable annotations are left out)."""
-    cached = _HINTS.get(cls)
+@attrs.frozen
+class _Check:
+    """A compiled annotation: ``shallow`` tests the outer type; ``deep`` (if any) looks inside."""
+
+    shallow: Shallow
+    deep: Deep | None
+    expected: str
+
+
+_ANY = _Check(lambda value: True, None, "any")
+_FIELDS: dict[type, list[tuple[str, _Check]]] = {}
+_COMPILED: dict[Any, _Check] = {}
+
+
+def _fields(cls: type) -> list[tuple[str, _Check]]:
+    """The compiled checks of an attrs model's fields (annotations that do not evaluate are left out)."""
+    cached = _FIELDS.get(cls)
     if cached is not None:
         return cached
+    _FIELDS[cls] = []  # recursive models: an empty list while this one compiles
     module = sys.modules.get(cls.__module__)
     namespace = dict(vars(module)) if module is not None else {}
     package = cls.__module__.rsplit(".", 1)[0]
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, _Check]] = []
     for field in attrs.fields(cls):
         if field.name == "additional_properties" or not field.init:
             continue
@@ -83,87 +97,133 @@ def _hints(cls: type) -> list[tuple[str, Any]]:
             except Exception:  # an annotation we cannot evaluate is not checked
                 continue
         if annotation is not None:
-            out.append((field.name, annotation))
-    _HINTS[cls] = out
+            check = _compile(annotation)
+            if check is not _ANY:
+                out.append((field.name, check))
+    _FIELDS[cls] = out
     return out
 
 
-def _describe(annotation: Any) -> str:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return " | ".join(_describe(a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return "null"
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation)
+def _compile(annotation: Any) -> _Check:
+    try:
+        cached = _COMPILED.get(annotation)
+    except TypeError:  # unhashable annotation
+        return _build(annotation)
+    if cached is None:
+        cached = _COMPILED[annotation] = _build(annotation)
+    return cached
 
 
-def _problem(value: Any, annotation: Any, path: str, depth: int) -> SchemaMismatch | None:
-    """None when ``value`` fits ``annotation``; else the mismatch (deepest path first)."""
-    if depth > _MAX_DEPTH or annotation is Any or annotation is object:
-        return None
+def _instance_of(kind: type | tuple[type, ...]) -> Shallow:
+    return lambda value: isinstance(value, kind)
+
+
+def _build(annotation: Any) -> _Check:
+    if annotation is Any or annotation is object:
+        return _ANY
+    if annotation is None or annotation is type(None):
+        return _Check(lambda value: value is None, None, "null")
     origin = typing.get_origin(annotation)
     if isinstance(annotation, types.UnionType) or origin is typing.Union:
-        members = typing.get_args(annotation)
-        shallow = [m for m in members if _shallow(value, m)]
-        if not shallow:
-            return SchemaMismatch(path, _describe(annotation), _json_type(value))
+        return _union([_compile(a) for a in typing.get_args(annotation)])
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        return _Check(lambda value: value in allowed, None, " | ".join(map(repr, allowed)))
+    if origin is list:
+        args = typing.get_args(annotation)
+        item = _compile(args[0]) if args else _ANY
+        return _Check(
+            _instance_of(list), _items(item) if item is not _ANY else None, _name(annotation)
+        )
+    if origin is dict:
+        args = typing.get_args(annotation)
+        value_check = _compile(args[1]) if len(args) == 2 else _ANY
+        deep = _values(value_check) if value_check is not _ANY else None
+        return _Check(_instance_of(dict), deep, _name(annotation))
+    if origin is not None:
+        return (
+            _Check(_instance_of(origin), None, _name(annotation))
+            if isinstance(origin, type)
+            else _ANY
+        )
+    if annotation is float:
+        return _Check(
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool), None, "float"
+        )
+    if annotation is int:
+        return _Check(lambda v: isinstance(v, int) and not isinstance(v, bool), None, "int")
+    if isinstance(annotation, type):
+        if attrs.has(annotation):
+            return _Check(_instance_of(annotation), _model_problem, annotation.__name__)
+        return _Check(_instance_of(annotation), None, annotation.__name__)
+    return _ANY  # TypeVars, forward references we could not resolve: not checked
+
+
+def _name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+def _union(members: list[_Check]) -> _Check:
+    if any(m is _ANY for m in members):
+        return _ANY
+    expected = " | ".join(m.expected for m in members)
+    shallows = tuple(m.shallow for m in members)
+
+    def shallow(value: Any) -> bool:
+        return any(test(value) for test in shallows)
+
+    if all(m.deep is None for m in members):
+        return _Check(shallow, None, expected)
+
+    def deep(value: Any, path: str, depth: int) -> SchemaMismatch | None:
         first: SchemaMismatch | None = None
-        for member in shallow:
-            problem = _problem(value, member, path, depth + 1)
+        for member in members:
+            if not member.shallow(value):
+                continue
+            if member.deep is None:
+                return None
+            problem = member.deep(value, path, depth + 1)
             if problem is None:
                 return None
             first = first or problem
         return first
-    if not _shallow(value, annotation):
-        return SchemaMismatch(path, _describe(annotation), _json_type(value))
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (Any,)
-        for i, element in enumerate(value):
-            problem = _problem(element, item, f"{path}[{i}]", depth + 1)
-            if problem is not None:
-                return problem
-    elif origin is dict:
-        args = typing.get_args(annotation)
-        item = args[1] if len(args) == 2 else Any
-        for key, element in value.items():
-            problem = _problem(element, item, f"{path}.{key}", depth + 1)
-            if problem is not None:
-                return problem
-    elif isinstance(annotation, type) and attrs.has(annotation):
-        return _model_problem(value, path, depth + 1)
+
+    return _Check(shallow, deep, expected)
+
+
+def _check(check: _Check, value: Any, path: str, depth: int) -> SchemaMismatch | None:
+    if not check.shallow(value):
+        return SchemaMismatch(path, check.expected, _json_type(value))
+    if check.deep is not None and depth <= _MAX_DEPTH:
+        return check.deep(value, path, depth)
     return None
 
 
-def _shallow(value: Any, annotation: Any) -> bool:
-    """The outer type fits (lists and dicts are not looked into)."""
-    if annotation is Any or annotation is object:
-        return True
-    if annotation is None or annotation is type(None):
-        return value is None
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return value in typing.get_args(annotation)
-    if origin is not None:
-        if isinstance(annotation, types.UnionType) or origin is typing.Union:
-            return any(_shallow(value, m) for m in typing.get_args(annotation))
-        return isinstance(origin, type) and isinstance(value, origin)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is datetime.date:
-        return isinstance(value, datetime.date)
-    if isinstance(annotation, type):
-        if issubclass(annotation, enum.Enum):
-            return isinstance(value, annotation)
-        return isinstance(value, annotation)
-    return True  # TypeVars, forward references we could not resolve: not checked
+def _items(item: _Check) -> Deep:
+    def deep(value: Any, path: str, depth: int) -> SchemaMismatch | None:
+        for i, element in enumerate(value):
+            problem = _check(item, element, f"{path}[{i}]", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+
+    return deep
+
+
+def _values(item: _Check) -> Deep:
+    def deep(value: Any, path: str, depth: int) -> SchemaMismatch | None:
+        for key, element in value.items():
+            problem = _check(item, element, _join(path, str(key)), depth + 1)
+            if problem is not None:
+                return problem
+        return None
+
+    return deep
 
 
 def _model_problem(model: Any, path: str, depth: int) -> SchemaMismatch | None:
-    for name, annotation in _hints(type(model)):
-        problem = _problem(getattr(model, name, None), annotation, _join(path, name), depth)
+    for name, check in _fields(type(model)):
+        problem = _check(check, getattr(model, name, None), _join(path, name), depth + 1)
         if problem is not None:
             return problem
     return None
