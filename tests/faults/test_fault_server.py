@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -296,3 +297,20 @@ def test_upstream_failure_answers_502() -> None:
     with FaultServer(broken) as server, httpx.Client(base_url=server.url) as http:
         assert http.get("/x").status_code == 502
         assert server.upstream_errors == ["RuntimeError: boom"]
+
+
+@pytest.mark.parametrize("how", ["serve", "fault-server"])
+def test_no_delayed_ack_stall_between_head_and_body(fake: Notes, how: str) -> None:
+    """Sequential keep-alive requests answer in well under the ~40 ms a Nagle/delayed-ACK stall costs."""
+    fake.notes.append({"id": 1, "text": "x" * 2000})
+    with contextlib.ExitStack() as stack:
+        if how == "serve":
+            base = stack.enter_context(fake.serve())
+        else:
+            base = stack.enter_context(serve_with_faults(fake))["api"].url + "/api"
+        http = stack.enter_context(httpx.Client(base_url=base))
+        http.get("/notes")
+        started = time.monotonic()
+        for _ in range(20):
+            assert http.get("/notes").status_code == 200
+        assert time.monotonic() - started < 0.4  # 20 stalls would take 0.8 s

@@ -167,12 +167,15 @@ class _Exchange:
         return self.server._forward(self.request)
 
     def send(self, answer: _Answer, *, declared_length: int | None = None) -> None:
-        """Status line and headers, then the whole body (``declared_length`` overrides Content-Length)."""
-        self.send_head(answer, declared_length)
-        if self.request.method != "HEAD" and answer.body:
-            self.conn.sendall(answer.body)
+        """Status line, headers and the whole body in one write (``declared_length`` overrides
+        Content-Length)."""
+        body = answer.body if self.request.method != "HEAD" else b""
+        self.send_head(answer, declared_length, body=body)
 
-    def send_head(self, answer: _Answer, declared_length: int | None = None) -> None:
+    def send_head(
+        self, answer: _Answer, declared_length: int | None = None, *, body: bytes = b""
+    ) -> None:
+        """Status line and headers (and ``body``, if given, in the same write)."""
         reason = _reason(answer.status)
         lines = [f"HTTP/1.1 {answer.status} {reason}"]
         lines += [f"{k}: {v}" for k, v in answer.headers if k.lower() not in _HOP_BY_HOP]
@@ -186,7 +189,7 @@ class _Exchange:
         if not self.keep_alive:
             lines.append("Connection: close")
         self.server._answered(self)
-        self.conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0)."""
@@ -726,6 +729,7 @@ class FaultServer:
             except OSError:
                 return
             conn.settimeout(self.idle_timeout)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.connections += 1
                 number = self.connections
