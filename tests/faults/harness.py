@@ -141,8 +141,12 @@ class Harness:
     def seed_read(self) -> Any:
         return None
 
-    async def read(self, client: Any, handle: Any) -> Any:
+    def read_call(self, client: Any, handle: Any) -> Any:
+        """The facade call (its value for sync clients, an awaitable for async ones)."""
         raise NotImplementedError
+
+    async def read(self, client: Any, handle: Any) -> Any:
+        return await call(self.read_call(client, handle))
 
     # create (not idempotent) -----------------------------------------------------------------
     async def create(self, client: Any, label: str) -> Any:
@@ -219,8 +223,8 @@ class DServerHarness(Harness):
     def seed_read(self) -> Any:
         return self.server.seed_datasets(1)[0]["uri"]
 
-    async def read(self, client: Any, handle: Any) -> Any:
-        return await call(client.get_dataset(handle))
+    def read_call(self, client: Any, handle: Any) -> Any:
+        return client.get_dataset(handle)
 
     async def create(self, client: Any, label: str) -> Any:
         body = self.server.dataset_body(name=label)
@@ -250,6 +254,7 @@ class Gen3Harness(Harness):
             "resume_upload",
             "resume_download",
             "auth",
+            "load",
         }
     )
     listing_op = Op("GET", r"^/index/index/?\?")
@@ -305,8 +310,8 @@ class Gen3Harness(Harness):
     def seed_read(self) -> Any:
         return self.fake.add_file(b"read me", "read.txt")
 
-    async def read(self, client: Any, handle: Any) -> Any:
-        return await call(client.index_record(handle))
+    def read_call(self, client: Any, handle: Any) -> Any:
+        return client.index_record(handle)
 
     async def create(self, client: Any, label: str) -> Any:
         path = self.tmp / f"{label}.txt"
@@ -338,7 +343,9 @@ class MyTardisHarness(Harness):
     """FakeMyTardis behind a fault server (one origin: API and file downloads)."""
 
     name = "mytardis"
-    capabilities = frozenset({"listing", "read", "create", "download", "resume_download", "auth"})
+    capabilities = frozenset(
+        {"listing", "read", "create", "download", "resume_download", "auth", "load"}
+    )
     listing_op = Op("GET", r"^/api/v1/experiment/\?")
     read_op = Op("GET", r"^/api/v1/experiment/\d+/")
     create_op = Op("POST", r"^/api/v1/experiment/$")
@@ -389,8 +396,8 @@ class MyTardisHarness(Harness):
     def seed_read(self) -> Any:
         return self.fake.add_experiment("read me", owner="alice")
 
-    async def read(self, client: Any, handle: Any) -> Any:
-        return await call(client.get_experiment(handle))
+    def read_call(self, client: Any, handle: Any) -> Any:
+        return client.get_experiment(handle)
 
     async def create(self, client: Any, label: str) -> Any:
         return await call(client.create_experiment(label))
