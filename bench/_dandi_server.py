@@ -1,4 +1,4 @@
-"""The fake DANDI Archive for benchmarks, served over real loopback HTTP from a separate process.
+"""The fake DANDI Archive for benchmarks, served over real loopback HTTP from a separate interpreter.
 
 The server runs in its own process so that its work (JSON rendering, S3 part hashing) never holds the GIL of
 the client under test; both clients talk to the same server, with the same per-request latency. The parent
@@ -12,9 +12,11 @@ drives it through a pipe: seed data, look at what was stored (to check an upload
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import random
-from multiprocessing.connection import Connection
+import secrets
+import subprocess
+import sys
+from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 __all__ = ["DandiServer"]
@@ -24,7 +26,9 @@ MiB = 1024 * 1024
 
 def _content(size: int, seed: int) -> bytes:
     """Deterministic pseudo-random bytes (not compressible, no long runs)."""
-    return random.Random(seed).randbytes(size)
+    rng = random.Random(seed)
+    chunk = 4 * MiB
+    return b"".join(rng.randbytes(min(chunk, size - at)) for at in range(0, size, chunk))
 
 
 class _Commands:
@@ -128,7 +132,7 @@ def _serve(conn: Connection, latency: float) -> None:
 
 
 class DandiServer:
-    """Start the fake archive in a child process; ``call`` runs a :class:`_Commands` method there."""
+    """Start the fake archive in a child interpreter; ``call`` runs a :class:`_Commands` method there."""
 
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
@@ -136,11 +140,18 @@ class DandiServer:
         self.api_key = ""
 
     def __enter__(self) -> DandiServer:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self.latency), daemon=True)
-        self._process.start()
-        child.close()
+        authkey = secrets.token_bytes(16)
+        listener = Listener(("127.0.0.1", 0), authkey=authkey)
+        host, port = listener.address
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, str(port), str(self.latency)],
+            stdin=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None
+        self._process.stdin.write(authkey.hex().encode() + b"\n")
+        self._process.stdin.close()
+        self._conn = listener.accept()
+        listener.close()
         hello = self._conn.recv()
         self.url, self.api_key = hello["url"], hello["api_key"]
         return self
@@ -156,9 +167,17 @@ class DandiServer:
         try:
             self._conn.send(("stop", ()))
             self._conn.recv()
+            self._conn.close()
         except (OSError, EOFError):
             pass
-        self._process.join(10)
-        if self._process.is_alive():
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
             self._process.terminate()
-            self._process.join()
+            self._process.wait()
+
+
+if __name__ == "__main__":
+    _port, _latency = int(sys.argv[1]), float(sys.argv[2])
+    _key = bytes.fromhex(sys.stdin.readline().strip())
+    _serve(Client(("127.0.0.1", _port), authkey=_key), _latency)
