@@ -153,11 +153,22 @@ class FakeUser:
         }
 
 
-@dataclass
 class _Object:
-    data: bytes
-    etag: str
-    modified: dt.datetime = field(default_factory=_now)
+    """Bytes in the object store. A completed multipart upload keeps its parts and joins them on first read:
+    joining copies the whole object, work S3 does not put on the completion request."""
+
+    def __init__(self, data: bytes | list[bytes], etag: str) -> None:
+        self._chunks = [data] if isinstance(data, bytes) else list(data)
+        self.size = sum(len(c) for c in self._chunks)
+        self.etag = etag
+        self.modified = _now()
+
+    @property
+    def data(self) -> bytes:
+        chunks = self._chunks
+        if len(chunks) != 1:
+            chunks = self._chunks = [b"".join(chunks)]
+        return chunks[0]
 
 
 @dataclass
@@ -174,6 +185,16 @@ class _Blob:
     etag: str
     size: int
     sha256: str | None = None
+    pending: _Object | None = None
+    """Bytes whose sha256 the archive has yet to compute (it does so in the background after validation)."""
+
+    def settle(self) -> str | None:
+        """The sha256, computed now if it was pending: reads after an upload see it, as they would once the
+        archive's background task ran; the upload's own answers do not wait for it."""
+        if self.sha256 is None and self.pending is not None:
+            self.sha256 = hashlib.sha256(self.pending.data).hexdigest()
+            self.pending = None
+        return self.sha256
 
     def record(self) -> dict[str, Any]:
         return {
@@ -783,7 +804,7 @@ class FakeDandiArchive(FakeService):
         )
         return meta
 
-    def _asset_metadata(self, asset: _Asset) -> dict[str, Any]:
+    def _asset_metadata(self, asset: _Asset, *, settle: bool = True) -> dict[str, Any]:
         meta = dict(asset.metadata)
         meta.update(
             {
@@ -798,8 +819,9 @@ class FakeDandiArchive(FakeService):
         download = self.url(f"assets/{asset.asset_id}/download/")
         if asset.blob is not None:
             digest = {"dandi:dandi-etag": asset.blob.etag}
-            if asset.blob.sha256 is not None:
-                digest["dandi:sha2-256"] = asset.blob.sha256
+            sha256 = asset.blob.settle() if settle else asset.blob.sha256
+            if sha256 is not None:
+                digest["dandi:sha2-256"] = sha256
             meta["digest"] = digest
             meta["contentUrl"] = [download, self.url(asset.blob.key, "storage")]
         elif asset.zarr is not None:
@@ -809,7 +831,9 @@ class FakeDandiArchive(FakeService):
             meta["contentUrl"] = [download, self.url(f"zarr/{asset.zarr.zarr_id}/", "storage")]
         return meta
 
-    def _asset_record(self, asset: _Asset, *, metadata: bool = True) -> dict[str, Any]:
+    def _asset_record(
+        self, asset: _Asset, *, metadata: bool = True, settle: bool = True
+    ) -> dict[str, Any]:
         record: dict[str, Any] = {
             "asset_id": asset.asset_id,
             "blob": asset.blob.blob_id if asset.blob is not None else None,
@@ -820,7 +844,7 @@ class FakeDandiArchive(FakeService):
             "modified": _iso(asset.modified),
         }
         if metadata:
-            record["metadata"] = self._asset_metadata(asset)
+            record["metadata"] = self._asset_metadata(asset, settle=settle)
         return record
 
     def _zarr_record(self, zarr: _Zarr) -> dict[str, Any]:
@@ -1008,9 +1032,9 @@ class FakeDandiArchive(FakeService):
 
     def _ingest(self, zarr: _Zarr) -> None:
         files = self._zarr_files(zarr)
-        zarr.checksum = zarr_checksum({p: (o.etag, len(o.data)) for p, o in files.items()})
+        zarr.checksum = zarr_checksum({p: (o.etag, o.size) for p, o in files.items()})
         zarr.file_count = len(files)
-        zarr.size = sum(len(o.data) for o in files.values())
+        zarr.size = sum(o.size for o in files.values())
         zarr.status = "Complete"
         zarr.polls_left = 0
 
@@ -1772,7 +1796,7 @@ class FakeDandiArchive(FakeService):
             self._check_new_path(version, path)
             asset = self._new_asset(path, metadata, blob=blob, zarr=zarr)
             self._attach(ds, asset)
-            return json_response(self._asset_record(asset))
+            return json_response(self._asset_record(asset, settle=False))
 
     @route("PUT", rf"{IN_VERSION}/assets/{ASSET}/")
     def _asset_update(
@@ -1791,7 +1815,7 @@ class FakeDandiArchive(FakeService):
             self._check_new_path(version, path, ignore=old.asset_id)
             asset = self._new_asset(path, metadata, blob=blob, zarr=zarr)
             self._attach(ds, asset, replacing=old)
-            return json_response(self._asset_record(asset))
+            return json_response(self._asset_record(asset, settle=False))
 
     @route("DELETE", rf"{IN_VERSION}/assets/{ASSET}/")
     def _asset_delete(
@@ -1826,7 +1850,8 @@ class FakeDandiArchive(FakeService):
             )
         with self.lock:
             for blob in self._blobs.values():
-                if (blob.etag if algorithm == "dandi:dandi-etag" else blob.sha256) == value:
+                if (blob.etag if algorithm == "dandi:dandi-etag" else blob.settle()) == value:
+                    blob.settle()
                     return json_response(blob.record())
         raise _detail(404, NOT_FOUND)
 
@@ -1937,10 +1962,10 @@ class FakeDandiArchive(FakeService):
             stored = self.objects.get(upload.key)
             if stored is None:
                 raise _Reply(json_response(["Object does not exist."], 400))
-            if len(stored.data) != upload.size:
+            if stored.size != upload.size:
                 raise _Reply(
                     json_response(
-                        [f"Size {upload.size} does not match actual size {len(stored.data)}."], 400
+                        [f"Size {upload.size} does not match actual size {stored.size}."], 400
                     )
                 )
             if stored.etag != upload.etag:
@@ -1951,15 +1976,12 @@ class FakeDandiArchive(FakeService):
                 )
             if any(b.etag == upload.etag and b.size == upload.size for b in self._blobs.values()):
                 raise _message(409, "An identical blob has already been uploaded")
-            blob = _Blob(str(uuid.uuid4()), upload.key, upload.etag, upload.size)
+            # the archive computes the sha256 asynchronously: the answer still says null, and the digest is
+            # computed when it is first read (see _Blob.settle), not on this request's time
+            blob = _Blob(str(uuid.uuid4()), upload.key, upload.etag, upload.size, pending=stored)
             self._blobs[blob.blob_id] = blob
             del self._uploads[upload.upload_id]
-            record = blob.record()
-        # the archive computes the sha256 asynchronously: the answer still says null
-        digest = hashlib.sha256(stored.data).hexdigest()
-        with self.lock:
-            blob.sha256 = digest
-        return json_response(record)
+            return json_response(blob.record())
 
     # ============================================================================ api: zarr
     def _zarr(self, request: httpx.Request, zarr_id: str) -> _Zarr:
@@ -2068,7 +2090,7 @@ class FakeDandiArchive(FakeService):
                     "Key": key,
                     "LastModified": _iso(files[key].modified),
                     "ETag": files[key].etag,
-                    "Size": len(files[key].data),
+                    "Size": files[key].size,
                 }
                 for key in page
             ]
@@ -2236,10 +2258,9 @@ class FakeDandiArchive(FakeService):
                 chunks.append(stored[1])
                 md5s.append(bytes.fromhex(stored[0]))
             del self._multiparts[params["uploadId"]]
-        data = b"".join(chunks)
         etag = multipart_etag(md5s)
         with self.lock:
-            self.objects[key] = _Object(data, etag)
+            self.objects[key] = _Object(chunks, etag)
         result = ElementTree.Element("CompleteMultipartUploadResult", xmlns=S3_NS)
         for tag, text in (
             ("Location", self.url(key, "storage")),
@@ -2260,7 +2281,7 @@ class FakeDandiArchive(FakeService):
             stored = self.objects.get(key)
         if stored is None:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
-        size = len(stored.data)
+        size = stored.size
         headers = {
             "ETag": f'"{stored.etag}"',
             "Last-Modified": stored.modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
