@@ -142,7 +142,7 @@ class DandiServer:
     def __enter__(self) -> DandiServer:
         authkey = secrets.token_bytes(16)
         listener = Listener(("127.0.0.1", 0), authkey=authkey)
-        host, port = listener.address
+        _host, port = listener.address
         self._process = subprocess.Popen(
             [sys.executable, __file__, str(port), str(self.latency)],
             stdin=subprocess.PIPE,

@@ -90,7 +90,9 @@ class Runner:
         self.repeat = repeat
         self.times: dict[str, list[float]] = {"scibind": [], "dandi-cli": []}
 
-    def run(self, fns: dict[str, tuple[Callable[[], Any], Callable[[], float]]]) -> dict[str, float]:
+    def run(
+        self, fns: dict[str, tuple[Callable[[], Any], Callable[[], float]]]
+    ) -> dict[str, float]:
         """``fns[client] = (prepare, timed)``; ``timed`` returns its own elapsed seconds after checking."""
         for i in range(self.repeat):
             order = list(fns) if i % 2 == 0 else list(reversed(fns))
@@ -106,7 +108,6 @@ class Runner:
 # ---------------------------------------------------------------------------------------------- list
 def bench_list(server: DandiServer, args: argparse.Namespace) -> dict[str, Any]:
     from dandi.dandiapi import DandiAPIClient
-
     from scibind.dandi import DandiClient
 
     ident = server.call("seed_listing", args.assets)
@@ -140,7 +141,9 @@ def bench_list(server: DandiServer, args: argparse.Namespace) -> dict[str, Any]:
 
     # warm up imports and code paths on a small listing
     runner = Runner("list", args.repeat)
-    medians = runner.run({"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)})
+    medians = runner.run(
+        {"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)}
+    )
     return {
         "label": f"list {args.assets:,} assets, {args.latency_ms:g} ms per request",
         "medians": medians,
@@ -152,7 +155,6 @@ def bench_list(server: DandiServer, args: argparse.Namespace) -> dict[str, Any]:
 def bench_upload(server: DandiServer, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from dandi.dandiapi import DandiAPIClient
     from dandi.files import dandi_file
-
     from scibind.dandi import DandiClient
 
     size = args.size_mib * MiB
@@ -209,7 +211,9 @@ def bench_upload(server: DandiServer, args: argparse.Namespace, work: Path) -> d
         return elapsed
 
     runner = Runner("upload", args.repeat)
-    medians = runner.run({"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)})
+    medians = runner.run(
+        {"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)}
+    )
     return {
         "label": f"upload a fresh {args.size_mib} MiB file (hashing included), {args.latency_ms:g} ms",
         "medians": medians,
@@ -221,7 +225,6 @@ def bench_upload(server: DandiServer, args: argparse.Namespace, work: Path) -> d
 def bench_download(server: DandiServer, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from dandi.dandiapi import DandiAPIClient
     from dandi.download import DownloadFormat, download
-
     from scibind.dandi import DandiClient
 
     size = args.size_mib * MiB
@@ -270,7 +273,9 @@ def bench_download(server: DandiServer, args: argparse.Namespace, work: Path) ->
         return elapsed
 
     runner = Runner("download", args.repeat)
-    medians = runner.run({"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)})
+    medians = runner.run(
+        {"scibind": (prep_scibind, run_scibind), "dandi-cli": (prep_dandi, run_dandi)}
+    )
     server.call("drop_asset", ident, "sub-01/big.bin")
     return {
         "label": f"download a {args.size_mib} MiB asset, checksum verified, {args.latency_ms:g} ms",
@@ -292,8 +297,7 @@ def bench_import(args: argparse.Namespace) -> dict[str, Any]:
     for i in range(args.import_runs):
         for client, statement in IMPORTS.items() if i % 2 == 0 else reversed(IMPORTS.items()):
             code = (
-                "import time; t = time.perf_counter(); "
-                f"{statement}; print(time.perf_counter() - t)"
+                f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
             )
             out = subprocess.run(
                 [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -341,16 +345,28 @@ def _fmt(seconds: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--assets", type=int, default=20_000, help="assets to list (default 20000)")
-    parser.add_argument("--size-mib", type=int, default=256, help="upload/download size (default 256)")
-    parser.add_argument("--latency-ms", type=float, default=20.0, help="added to every request (default 20)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per client; the median is reported")
-    parser.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per client (min)")
+    parser.add_argument(
+        "--size-mib", type=int, default=256, help="upload/download size (default 256)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=20.0, help="added to every request (default 20)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per client; the median is reported"
+    )
+    parser.add_argument(
+        "--import-runs", type=int, default=7, help="fresh interpreters per client (min)"
+    )
     parser.add_argument(
         "--only", nargs="+", choices=list(TARGETS), default=list(TARGETS), help="benchmarks to run"
     )
-    parser.add_argument("--quick", action="store_true", help="2,000 assets, 32 MiB, 1 repeat, 3 imports")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 assets, 32 MiB, 1 repeat, 3 imports"
+    )
     parser.add_argument(
         "--dandi-format",
         choices=["pyout", "debug"],
@@ -395,7 +411,11 @@ def main() -> int:
             "repeat": args.repeat,
             "latency_ms": args.latency_ms,
             "results": {
-                k: {**v, "ratio": v["medians"]["scibind"] / v["medians"]["dandi-cli"], "target": TARGETS[k]}
+                k: {
+                    **v,
+                    "ratio": v["medians"]["scibind"] / v["medians"]["dandi-cli"],
+                    "target": TARGETS[k],
+                }
                 for k, v in results.items()
             },
         }
