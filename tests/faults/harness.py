@@ -79,6 +79,8 @@ class Harness:
     read_op: ClassVar[Op]
     create_op: ClassVar[Op]
     upload_op: ClassVar[Op]
+    upload_init_path: ClassVar[str] = "^$"
+    """Requests that start a new resumable upload (none may follow a resume)."""
     download_op: ClassVar[Op]
     page_count: int = 0
     missing_field: ClassVar[str] = ""
@@ -169,6 +171,36 @@ class Harness:
     async def download(self, client: Any, handle: Any, dest: Path) -> Path:
         raise NotImplementedError
 
+    def client_source(self, mode: str) -> str:
+        """Python source of an expression building a client like :meth:`client` (``CONFIG`` in scope)."""
+        raise NotImplementedError
+
+    def download_source(self, handle: Any, dest: Path) -> str:
+        """Python source of the download call on ``client`` (as :meth:`download` makes it)."""
+        raise NotImplementedError
+
+    def upload_source(self, path: Path) -> str:
+        raise NotImplementedError
+
+
+SCRIPT_CONFIG = (
+    "from scibind.config import ClientConfig, RetryPolicy, Timeout\n"
+    "CONFIG = ClientConfig(timeout=Timeout(connect=5, read=120, write=120, pool=120), "
+    "retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05))\n"
+)
+
+
+def script(mode: str, client: str, call_expr: str) -> str:
+    """Python source that builds ``client`` (an expression using CONFIG) and runs ``call_expr`` on it, with
+    the sync or the async client class (``CLS`` is bound to the right one in ``client``)."""
+    if mode == "sync":
+        return f"{SCRIPT_CONFIG}client = {client}\nwith client:\n    {call_expr}\n"
+    return (
+        f"{SCRIPT_CONFIG}import asyncio\n\n"
+        f"async def main():\n    client = {client}\n    async with client:\n        await {call_expr}\n\n"
+        "asyncio.run(main())\n"
+    )
+
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -253,6 +285,7 @@ class Gen3Harness(Harness):
             "download",
             "resume_upload",
             "resume_download",
+            "resume_ranged_download",
             "auth",
             "load",
         }
@@ -261,6 +294,7 @@ class Gen3Harness(Harness):
     read_op = Op("GET", r"^/index/index/[^?]")
     create_op = Op("POST", r"^/user/data/upload")
     upload_op = Op("PUT", r"^/fake-data-upload-bucket/")
+    upload_init_path = r"^/user/data/multipart/init"
     download_op = Op("GET", r"^/fake-data-upload-bucket/")
     missing_field = "did"
     typed_field = "size"
@@ -292,6 +326,20 @@ class Gen3Harness(Harness):
         self.secrets.append(token)
         cls = Gen3Client if mode == "sync" else AsyncGen3Client
         return cls(url, access_token=token, config=config, transport=transport)
+
+    def client_source(self, mode: str) -> str:
+        cls = "Gen3Client" if mode == "sync" else "AsyncGen3Client"
+        key = self.credentials["api_key"]
+        return f"__import__('scibind.gen3', fromlist=['x']).{cls}(api_key={key!r}, config=CONFIG)"
+
+    def download_source(self, handle: Any, dest: Path) -> str:
+        return (
+            f"client.download({handle!r}, {str(dest)!r}, part_size={PART}, "
+            f"min_parallel_size={2 * PART}, parallel=2)"
+        )
+
+    def upload_source(self, path: Path) -> str:
+        return f"client.upload({str(path)!r}, multipart=True, part_size={PART}, parallel=2)"
 
     def seed_listing(self) -> list[Any]:
         guids = [
@@ -381,6 +429,16 @@ class MyTardisHarness(Harness):
 
         cls = MyTardisClient if mode == "sync" else AsyncMyTardisClient
         return cls(url, username="alice", api_key=self.api_key, config=config, transport=transport)
+
+    def client_source(self, mode: str) -> str:
+        cls = "MyTardisClient" if mode == "sync" else "AsyncMyTardisClient"
+        return (
+            f"__import__('scibind.mytardis', fromlist=['x']).{cls}({self.api.url!r}, "
+            f"username='alice', api_key={self.api_key!r}, config=CONFIG)"
+        )
+
+    def download_source(self, handle: Any, dest: Path) -> str:
+        return f"client.download_datafile({handle!r}, {str(dest)!r})"
 
     def seed_listing(self) -> list[Any]:
         ids = [self.fake.add_experiment(f"exp {i}", owner="alice") for i in range(23)]

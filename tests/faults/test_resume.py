@@ -1,0 +1,200 @@
+"""Killed transfers: a process killed (SIGKILL) in the middle of an upload or a download leaves no partial or
+corrupt file at the destination; the next call resumes, sending or fetching only what is missing, and
+verifies the result.
+
+The transfer runs in a subprocess (the same client code, sync or async); the fault server lets the first
+parts through and then holds the rest (stalled or trickling), so the kill always lands mid-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scibind.testing.faults import FaultServer, Forward, Rule, Stall, Trickle, wait_for
+from scibind.transfers.download import partial_paths
+
+from .harness import PART, Harness, close, script, services_with
+from .test_retries import payload
+
+
+def start(source: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    with open(tmp_path / "child.log", "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-c", source],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+
+
+def kill(process: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    process.kill()  # SIGKILL: no cleanup of any kind
+    process.wait(timeout=10)
+    assert process.returncode == -9, (tmp_path / "child.log").read_text()
+
+
+def alive(process: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    assert process.poll() is None, (
+        "the transfer ended before the kill:\n" + (tmp_path / "child.log").read_text()
+    )
+
+
+def hold_after(server: FaultServer, method: str, path: str, passed: int, hold: Any) -> None:
+    """Let ``passed`` matching requests through, then answer the rest with ``hold``."""
+    rules = [Rule(Forward(), method=method, path=path, first=passed)] if passed else []
+    server.plan(*rules, Rule(hold, method=method, path=path))
+
+
+def ranges_requested(server: FaultServer, path: str) -> list[int]:
+    numbers = []
+    for r in server.requests_to(path, "GET"):
+        m = re.match(r"bytes=(\d+)-", r.headers.get("range", ""))
+        numbers.append(int(m.group(1)) // PART + 1 if m else 0)
+    return sorted(numbers)
+
+
+def journal_parts(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()).get("parts") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.mark.parametrize("service", services_with("resume_ranged_download"), indirect=True)
+async def test_killed_ranged_download_resumes_and_verifies(
+    service: Harness, mode: str, tmp_path: Path
+) -> None:
+    size = 6 * PART + 123
+    data = payload(size, 11)
+    handle = service.seed_download(data)
+    dest = tmp_path / "out" / "copy.bin"
+    partial, journal = partial_paths(dest)
+    server, op = service.download_server, service.download_op
+    hold_after(server, "GET", op.path, 3, Trickle(chunk=512, interval=0.05))
+    child = start(
+        script(mode, service.client_source(mode), service.download_source(handle, dest)), tmp_path
+    )
+    try:
+        assert wait_for(
+            lambda: len(journal_parts(journal)) >= 3 and len(server.requests_to(op.path)) >= 5,
+            timeout=30,
+        )
+        alive(child, tmp_path)
+    finally:
+        kill(child, tmp_path)
+    done = journal_parts(journal)
+    assert not dest.exists()  # killed: nothing at the destination
+    assert partial.exists() and partial.stat().st_size == size  # pre-sized partial file beside it
+    # damage a finished range on disk: the resume must notice and fetch it again
+    first_done = min(int(n) for n in done)
+    with open(partial, "r+b") as f:
+        f.seek((first_done - 1) * PART + 10)
+        f.write(b"\0\0\0")
+    server.plan()
+    server.reset_records()
+    client = service.client(mode)
+    try:
+        assert await service.download(client, handle, dest) == dest
+    finally:
+        await close(client)
+    assert dest.read_bytes() == data
+    assert not partial.exists() and not journal.exists()
+    missing = {n for n in range(1, 8) if str(n) not in done}
+    assert set(ranges_requested(server, op.path)) == missing | {first_done}
+
+
+@pytest.mark.parametrize("service", services_with("resume_download"), indirect=True)
+async def test_killed_single_stream_download_resumes_and_verifies(
+    service: Harness, mode: str, tmp_path: Path
+) -> None:
+    size = PART + 5000  # below the parallel threshold: one stream
+    data = payload(size, 13)
+    handle = service.seed_download(data)
+    dest = tmp_path / "out" / "copy.bin"
+    partial, journal = partial_paths(dest)
+    server, op = service.download_server, service.download_op
+    hold_after(server, "GET", op.path, 0, Trickle(chunk=1024, interval=0.02))
+    child = start(
+        script(mode, service.client_source(mode), service.download_source(handle, dest)), tmp_path
+    )
+    try:
+        assert wait_for(lambda: partial.exists() and partial.stat().st_size >= 8 * 1024, timeout=30)
+        alive(child, tmp_path)
+    finally:
+        kill(child, tmp_path)
+    assert not dest.exists()
+    have = partial.stat().st_size
+    assert 0 < have < size
+    server.plan()
+    server.reset_records()
+    client = service.client(mode)
+    try:
+        assert await service.download(client, handle, dest) == dest
+    finally:
+        await close(client)
+    assert dest.read_bytes() == data
+    assert not partial.exists() and not journal.exists()
+    gets = server.requests_to(op.path, "GET")
+    if service.ranged_downloads:  # resumed from the partial file's length
+        assert [r.headers.get("range") for r in gets] == [f"bytes={have}-"]
+    else:  # the server ignores Range: asked once, then fetched whole
+        assert len(gets) <= 2
+
+
+@pytest.mark.parametrize("service", services_with("resume_upload"), indirect=True)
+async def test_killed_multipart_upload_resumes_without_resending_parts(
+    service: Harness, mode: str, tmp_path: Path
+) -> None:
+    size = 6 * PART + 321
+    data = payload(size, 17)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    server, op = service.upload_server, service.upload_op
+    hold_after(server, op.method, op.path, 3, Stall(120))
+    cache = Path(os.environ["SCIBIND_CACHE_DIR"])
+
+    def recorded() -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for path in cache.rglob("*.json"):
+            found.update(journal_parts(path))
+        return found
+
+    child = start(
+        script(mode, service.client_source(mode), service.upload_source(source)), tmp_path
+    )
+    try:
+        assert wait_for(
+            lambda: len(recorded()) >= 3 and len(server.requests_to(op.path)) >= 5, timeout=30
+        )
+        alive(child, tmp_path)
+    finally:
+        kill(child, tmp_path)
+    done = recorded()
+    assert len(done) == 3
+    server.plan()
+    server.reset_records()
+    service.api.reset_records()
+    client = service.client(mode)
+    try:
+        handle = await service.upload(client, source)
+    finally:
+        await close(client)
+    assert service.uploaded(handle) == data
+    resent = server.requests_to(op.path, op.method)
+    assert len(resent) == 7 - len(done)  # only the parts the journal did not have
+    assert not any(
+        f"partNumber={n}&" in r.target or r.target.endswith(f"partNumber={n}")
+        for r in resent
+        for n in map(int, done)
+    )
+    assert (
+        service.api.requests_to(service.upload_init_path) == []
+    )  # the same multipart upload, continued
+    assert recorded() == {}  # journal removed once complete
