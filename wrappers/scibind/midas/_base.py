@@ -68,8 +68,6 @@ def _int(value: Any) -> int | None:
 class _MidasBase:
     """Connection and plumbing; the calls live in the mixins of :mod:`._client`."""
 
-    """All Midas calls, written once; see :class:`MidasClient` and :class:`AsyncMidasClient`."""
-
     service: ClassVar[str] = "midas"
     generated_package: ClassVar[str | None] = "scibind_generated.midas"
     runtime: ClassVar[Runtime] = Runtime(detect=detect)
@@ -127,6 +125,7 @@ class _MidasBase:
             )
             wire = MidasTransport(inner)
         self.auth = auth
+        """The token flow (``None`` when anonymous); ``auth.login_count`` tells how often it logged in."""
         self._connect(url, auth=auth, config=config, transport=wire)  # type: ignore[attr-defined]
 
     # -- plumbing -------------------------------------------------------------------------------------------
@@ -142,9 +141,8 @@ class _MidasBase:
         kwargs: dict[str, Any] = {}
         if params_model is not None:
             model = getattr(_models(), params_model)
-            names = {a.alias or a.name for a in attrs.fields(model)}
             body = {k: v for k, v in (fields or {}).items() if v is not None}
-            if "token" in names:
+            if "token" in attrs.fields_dict(model):
                 body.setdefault("token", "")  # filled in by the auth flow (dropped when anonymous)
             kwargs["body"] = model.from_dict(body)
         resp = yield fx.Call(_ep(endpoint), kwargs, idempotent=True if idempotent else None)

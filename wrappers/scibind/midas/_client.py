@@ -15,7 +15,7 @@ import attrs
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import AsyncFacade, SyncFacade, operation
-from .._core.secrets import Secret
+from .._core.secrets import Secret, redact_url
 from ._base import Id, _data, _ep, _flag, _MidasBase
 from ._modules import _ModuleOps
 from ._transfers import UploadResult, _TransferOps
@@ -149,7 +149,10 @@ class _CoreOps(_MidasBase):
         payload = resp.json()
         if payload.get("data") is False:  # Midas answers false for "no such user"
             raise errors.NotFoundError(
-                "midas.user.get: no such user", status=resp.status_code, method="POST"
+                "midas.user.get: no such user",
+                status=resp.status_code,
+                method="POST",
+                url=redact_url(resp.request.url),
             )
         return _data(GetUserResponse.from_dict(payload).data)  # type: ignore[no-any-return]
 
