@@ -38,3 +38,8 @@ def test_redact_headers_and_loopback() -> None:
         is_loopback_host("127.0.0.1") and is_loopback_host("::1") and is_loopback_host("localhost")
     )
     assert not is_loopback_host("10.0.0.1") and not is_loopback_host("example.org")
+
+
+def test_midas_upload_token_is_redacted() -> None:
+    out = redact_url("https://midas.test/api/json?method=midas.upload.perform&uploadtoken=abc123secret&length=5")
+    assert "abc123secret" not in out and "length=5" in out

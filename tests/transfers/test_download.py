@@ -247,3 +247,13 @@ def test_tokens_never_reach_storage(tmp_path, store: Storage) -> None:
             )
         )
     assert all("authorization" not in r.headers for r in store.requests)
+
+
+def test_ranged_download_falls_back_when_server_ignores_range(tmp_path, store: Storage) -> None:
+    data = os.urandom(40_000)
+    url = put(store, "nr", data)
+    store.ignore_range = True
+    dest = tmp_path / "nr.bin"
+    expected = Expected(len(data), {"md5": hashlib.md5(data).hexdigest()})
+    run(store, download_op(resolver(url), dest, expected, part_size=8000, min_parallel_size=1, parallel=2))
+    assert dest.read_bytes() == data

@@ -32,6 +32,7 @@ SENSITIVE_QUERY_KEYS: Final = frozenset(
         "x-goog-credential",
         "awsaccesskeyid",
         "token",
+        "uploadtoken",
         "authtoken",  # Midas download redirects carry the API token as authToken
         "access_token",
         "refresh_token",

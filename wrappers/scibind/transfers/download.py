@@ -153,9 +153,15 @@ def download_op(
     if plan is None:
         digests = yield from _single(url, resolve, partial, expected, tracker, retries, auth)
     else:
-        digests = yield from _ranged(
-            url, resolve, partial, plan, journal, tracker, parallel, retries, auth
-        )
+        try:
+            digests = yield from _ranged(
+                url, resolve, partial, plan, journal, tracker, parallel, retries, auth
+            )
+        except _NoRangeSupport:  # the server ignores Range: one plain stream from the start
+            partial.write_bytes(b"")
+            journal.update(parts={})
+            tracker.add(-tracker.done)
+            digests = yield from _single(url, resolve, partial, expected, tracker, retries, auth)
     tracker.emit("verifying")
     yield from _verify(partial, expected, digests)
     yield fx.Blocking(_commit, (partial, target))
