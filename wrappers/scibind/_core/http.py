@@ -13,7 +13,7 @@ from .._version import __version__
 from ..config import ClientConfig
 from ..errors import InsecureTLSWarning
 from .retry import AsyncRetryTransport, RetryTransport
-from .secrets import redact_url
+from .secrets import redact_free_text, redact_url
 
 __all__ = ["build_async_client", "build_sync_client", "user_agent"]
 
@@ -21,25 +21,41 @@ log = logging.getLogger("scibind.http")
 
 
 class _RedactingFilter(logging.Filter):
-    """Redacts URLs that httpx itself logs (``HTTP Request: GET <url> ...`` at INFO)."""
+    """Redacts what httpx and httpcore log: URLs given as arguments (``HTTP Request: GET <url>`` at INFO)
+    and httpcore's DEBUG traces, which repeat response headers verbatim (a redirect's ``Location`` with a
+    signed URL or a token, ``Set-Cookie``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if isinstance(record.args, tuple) and record.args:
             record.args = tuple(
                 redact_url(a)
                 if isinstance(a, httpx.URL) or (isinstance(a, str) and "://" in a)
+                else redact_free_text(a)
+                if isinstance(a, str)
                 else a
                 for a in record.args
             )
+        if isinstance(record.msg, str):
+            record.msg = redact_free_text(record.msg)
         return True
 
 
 _FILTER = _RedactingFilter()
+# Filters apply where a record is made, not to records of child loggers: list every logger they use.
+_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
 
 
 def install_log_redaction() -> None:
-    """Make sure the loggers of httpx never print secrets in URLs (idempotent)."""
-    for name in ("httpx", "httpcore"):
+    """Make sure the loggers of httpx and httpcore never print secrets (idempotent)."""
+    for name in _LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

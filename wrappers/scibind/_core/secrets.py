@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -12,6 +13,7 @@ __all__ = [
     "Secret",
     "credentials_in",
     "is_loopback_host",
+    "redact_free_text",
     "redact_headers",
     "redact_text",
     "redact_url",
@@ -114,6 +116,29 @@ def redact_url(url: object) -> str:
             safe="*/:",
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_QUERY_SECRET = re.compile(
+    r"(?<=[?&;])("
+    + "|".join(re.escape(k) for k in sorted(SENSITIVE_QUERY_KEYS))
+    + r")=[^&\s'\"#<>]+",
+    re.IGNORECASE,
+)
+_HEADER_SECRET = re.compile(
+    r"(\(b?['\"](?:" + "|".join(re.escape(h) for h in sorted(SENSITIVE_HEADERS)) + r")['\"],\s*b?)"
+    r"(['\"])(?:(?!\2).)*\2",
+    re.IGNORECASE,
+)
+
+
+def redact_free_text(text: str) -> str:
+    """``text`` (a log line, a repr) with secret query values in any URL and the values of credential
+    headers written as ``(b'name', b'value')`` pairs (httpcore's traces) replaced by ``****``."""
+    if "=" in text:
+        text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    if "(" in text:
+        text = _HEADER_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    return text
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
