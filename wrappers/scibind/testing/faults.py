@@ -309,13 +309,19 @@ class Reset(Action):
     * ``Reset()``: before any response; the upstream never sees the request.
     * ``Reset(after_bytes=N)``: in the middle of the upstream's body, after N bytes (the upstream did act).
     * ``Reset(request_bytes=N)``: while the request body is still arriving, after N of its bytes (an upload
-      cut short; the upstream never sees it).
+      cut short; the upstream never sees it, unless ``forward_partial``: then it receives the request with
+      the N bytes that arrived, as a server that keeps partial uploads would).
     """
 
     after_bytes: int | None = None
     request_bytes: int | None = None
+    forward_partial: bool = False
 
     def run(self, exchange: _Exchange) -> None:
+        if self.request_bytes is not None and self.forward_partial:
+            exchange.upstream()
+            exchange.reset()
+            return
         if self.after_bytes is None:
             exchange.reset()
             return
@@ -834,7 +840,11 @@ class FaultServer:
             outgoing = httpx.Request(
                 request.method,
                 f"http://{host}{request.target}",
-                headers=[(k, v) for k, v in request.headers if k.lower() != "host"],
+                headers=[
+                    (k, v)
+                    for k, v in request.headers
+                    if k.lower() not in ("host", "content-length", "transfer-encoding")
+                ],
                 content=request.body,
             )
             response = self.upstream(outgoing)
