@@ -14,6 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._core.httpx_cli import defer_httpx_cli
+
+defer_httpx_cli()  # httpx's CLI (click, rich, pygments) loads only if it is used
+
 __all__ = ["__version__", "config", "errors"]
 
 _LAZY_SUBMODULES = {
