@@ -98,6 +98,7 @@ class _Commands:
             if found is None:
                 return False
             del draft.assets[found.asset_id]
+            fake._assets.pop(found.asset_id, None)
             if found.blob is not None:
                 fake.objects.pop(found.blob.key, None)
                 fake._blobs.pop(found.blob.blob_id, None)

@@ -29,6 +29,7 @@ from checking for a newer version online; HOME and caches point at a temporary d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -99,6 +100,7 @@ class Runner:
             for client in order:
                 prepare, timed = fns[client]
                 prepare()
+                os.sync()  # no writeback of earlier files during the timed run
                 elapsed = timed()
                 self.times[client].append(elapsed)
                 log(f"  {self.name:9s} {client:9s} run {i + 1}: {elapsed * 1000:8.1f} ms")
@@ -266,9 +268,10 @@ def bench_download(server: DandiServer, args: argparse.Namespace, work: Path) ->
         DandiAPIClient(api_url=server.url).session.close()
 
     def run_dandi() -> float:
-        start = time.perf_counter()
-        download(url, state["dir"], format=DownloadFormat(args.dandi_format))
-        elapsed = time.perf_counter() - start
+        with contextlib.redirect_stdout(sys.stderr):  # its progress table; stdout is for our table
+            start = time.perf_counter()
+            download(url, state["dir"], format=DownloadFormat(args.dandi_format))
+            elapsed = time.perf_counter() - start
         verify("dandi-cli", state["dir"] / "big.bin")
         return elapsed
 
