@@ -58,3 +58,12 @@ def test_credentials_in() -> None:
     found = credentials_in({"Authorization": "ApiKey bob:k3y-value-1", "Accept": "x"}.items())
     assert found == ["ApiKey bob:k3y-value-1", "bob:k3y-value-1", "k3y-value-1"]
     assert credentials_in([], "https://x.test/?token=abcdefgh&page=2") == ["abcdefgh"]
+
+
+def test_secret_form_fields_are_removed() -> None:
+    """Midas sends its token in a urlencoded body; a server echoing the body must not leak it."""
+    request = httpx.Request(
+        "POST", "https://midas.test/api/json", data={"id": "1", "token": "tok3n-0123456789"}
+    )
+    exc = error_for_status(answer(request, b'{"detail": "bad id=1&token=tok3n-0123456789"}'))
+    assert "tok3n-0123456789" not in str(exc) and "bad id=1&token=****" in str(exc)

@@ -100,7 +100,13 @@ def _without_credentials(response: httpx.Response) -> httpx.Response:
     """``response`` with the credentials its request carried removed from the body (servers that echo the
     Authorization header or a signed URL in an error message), before any message is cut from it."""
     request = response.request
-    secrets = credentials_in(request.headers.multi_items(), request.url)
+    form = None
+    if "x-www-form-urlencoded" in request.headers.get("Content-Type", ""):
+        try:
+            form = request.content.decode()
+        except (httpx.RequestNotRead, UnicodeDecodeError):
+            form = None
+    secrets = credentials_in(request.headers.multi_items(), request.url, form=form)
     content = response.content
     if not secrets or not any(s.encode() in content for s in secrets):
         return response

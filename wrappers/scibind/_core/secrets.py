@@ -156,10 +156,14 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
 
 
 def credentials_in(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]], url: object = None
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    url: object = None,
+    *,
+    form: str | None = None,
 ) -> list[str]:
     """The secret values a request carries: credential headers (whole, without their scheme, and the
-    parts of ``user:secret`` pairs, Basic ones decoded) and secret query parameters of ``url``."""
+    parts of ``user:secret`` pairs, Basic ones decoded), secret query parameters of ``url`` and secret
+    fields of a urlencoded ``form`` body (Midas sends its token that way)."""
     import base64
     import binascii
 
@@ -187,6 +191,9 @@ def credentials_in(
         except ValueError:
             pairs = []
         found += [v for k, v in pairs if k.lower() in SENSITIVE_QUERY_KEYS and v]
+    if form:
+        fields = parse_qsl(form, keep_blank_values=True)
+        found += [v for k, v in fields if k.lower() in SENSITIVE_QUERY_KEYS and v]
     # longest first, so a whole header is replaced before the parts it contains
     return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
 
