@@ -434,6 +434,7 @@ class _TransferOps(_MidasBase):
                 errors.ConnectionError,
                 errors.TimeoutError,
                 errors.ServerError,
+                errors.RateLimitedError,  # throttled: nothing was appended, continue from the offset
             ) as exc:
                 sent += counted[0]
                 if isinstance(exc, MidasTransferError) and exc.code != UPLOAD_FAILED:
@@ -444,7 +445,8 @@ class _TransferOps(_MidasBase):
                 have = yield from self._offset(token)
                 tracker.add(have - offset - counted[0])  # count only what the server kept
                 if have <= offset:
-                    yield fx.Sleep(min(8.0, 0.25 * 2**failures))
+                    hint = exc.retry_after if isinstance(exc, errors.RateLimitedError) else None
+                    yield fx.Sleep(min(8.0, hint if hint is not None else 0.25 * 2**failures))
                 offset = have
                 continue
             sent += counted[0]
