@@ -89,6 +89,9 @@ class Harness:
     """The create call is a PUT (repeating it is safe, so the retry layer repeats it)."""
     ranged_downloads: ClassVar[bool] = True
     """Whether downloads honour Range (resume a cut body, parallel ranges)."""
+    resume_kind: ClassVar[str] = "range"
+    """How a cut download stream continues: ``range`` (Range: bytes=N-), ``offset`` (an offset parameter),
+    ``restart`` (the server sends whole files only)."""
     typed_field: ClassVar[str] = ""
     """A field of ``read_op``'s answer whose wrong JSON type must be detected."""
 
@@ -118,6 +121,10 @@ class Harness:
         """A client with this service's credentials for another base URL (never contacted)."""
         raise NotImplementedError
 
+    def sent_credentials(self, request: Any) -> bool:
+        """Whether a recorded request carried this service's credentials."""
+        return bool(request.authorization)
+
     def all_secrets(self) -> list[str]:
         """The credentials given to clients, and every credential the servers saw in Authorization headers
         (minted access tokens included)."""
@@ -135,6 +142,10 @@ class Harness:
 
     def listing(self, client: Any) -> Any:
         raise NotImplementedError
+
+    async def list_all(self, client: Any) -> list[Any]:
+        """Every item of the listing."""
+        return await collect(self.listing(client))
 
     def key(self, item: Any) -> Any:
         raise NotImplementedError
@@ -165,6 +176,10 @@ class Harness:
     def uploaded(self, handle: Any) -> bytes:
         raise NotImplementedError
 
+    def upload_requests(self, size: int) -> int:
+        """Requests carrying the bytes of an upload of ``size`` bytes (parts of PART bytes)."""
+        return -(-size // PART) if size > PART else 1
+
     def seed_download(self, data: bytes) -> Any:
         raise NotImplementedError
 
@@ -175,7 +190,7 @@ class Harness:
         """Python source of an expression building a client like :meth:`client` (``CONFIG`` in scope)."""
         raise NotImplementedError
 
-    def download_source(self, handle: Any, dest: Path) -> str:
+    def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         """Python source of the download call on ``client`` (as :meth:`download` makes it)."""
         raise NotImplementedError
 
@@ -332,7 +347,7 @@ class Gen3Harness(Harness):
         key = self.credentials["api_key"]
         return f"__import__('scibind.gen3', fromlist=['x']).{cls}(api_key={key!r}, config=CONFIG)"
 
-    def download_source(self, handle: Any, dest: Path) -> str:
+    def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         return (
             f"client.download({handle!r}, {str(dest)!r}, part_size={PART}, "
             f"min_parallel_size={2 * PART}, parallel=2)"
@@ -402,6 +417,7 @@ class MyTardisHarness(Harness):
     missing_field = "title"
     typed_field = "title"
     ranged_downloads = False  # MyTardis serves whole files
+    resume_kind = "restart"
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Harness]:
@@ -437,7 +453,7 @@ class MyTardisHarness(Harness):
             f"username='alice', api_key={self.api_key!r}, config=CONFIG)"
         )
 
-    def download_source(self, handle: Any, dest: Path) -> str:
+    def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         return f"client.download_datafile({handle!r}, {str(dest)!r})"
 
     def seed_listing(self) -> list[Any]:
@@ -484,8 +500,243 @@ class MyTardisHarness(Harness):
         return await call(client.download_datafile(handle, dest))  # type: ignore[no-any-return]
 
 
+# ===================================================================================== DANDI (fake)
+def _small_parts_archive() -> Any:
+    from scibind.testing.dandi import FakeDandiArchive
+
+    class SmallParts(FakeDandiArchive):
+        """The fake archive with 64 KiB multipart parts (the real one: 64 MiB)."""
+
+        part_size = PART
+        min_part_size = PART
+
+    return SmallParts()
+
+
+class DandiHarness(Harness):
+    """FakeDandiArchive (64 KiB parts); API and object store each behind a fault server."""
+
+    name = "dandi"
+    capabilities = frozenset(
+        {
+            "listing",
+            "read",
+            "create",
+            "upload",
+            "download",
+            "resume_upload",
+            "resume_download",
+            "resume_ranged_download",
+            "auth",
+            "load",
+        }
+    )
+    listing_op = Op("GET", r"^/api/dandisets/\d+/versions/draft/assets/\?")
+    read_op = Op("GET", r"^/api/dandisets/\d+/$")
+    create_op = Op("POST", r"^/api/dandisets/(\?|$)")
+    upload_op = Op("PUT", r"^/")
+    upload_init_path = r"^/api/uploads/initialize/"
+    download_op = Op("GET", r"^/")
+    missing_field = "identifier"
+    typed_field = "contact_person"
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        self.fake = _small_parts_archive()
+        with serve_with_faults(self.fake) as servers:
+            self.api, self.storage = servers["api"], servers["storage"]
+            self.secrets = [self.fake.api_key]
+            self.dandiset = self.fake.create_dandiset("faults")
+            yield self
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        from scibind.dandi import AsyncDandiClient, DandiClient
+
+        cls = DandiClient if mode == "sync" else AsyncDandiClient
+        return cls(
+            self.fake.base_url,
+            api_key=self.fake.api_key,
+            part_size=PART,
+            config=config or fast_config(),
+        )
+
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        from scibind.dandi import AsyncDandiClient, DandiClient
+
+        cls = DandiClient if mode == "sync" else AsyncDandiClient
+        return cls(url + "/api", api_key=self.fake.api_key, config=config, transport=transport)
+
+    def client_source(self, mode: str) -> str:
+        cls = "DandiClient" if mode == "sync" else "AsyncDandiClient"
+        return (
+            f"__import__('scibind.dandi', fromlist=['x']).{cls}({self.fake.base_url!r}, "
+            f"api_key={self.fake.api_key!r}, part_size={PART}, config=CONFIG)"
+        )
+
+    def download_source(self, handle: Any, dest: Path, mode: str) -> str:
+        lookup = f"client.get_asset_by_path({self.dandiset!r}, {handle!r}, version_id='draft')"
+        asset = lookup if mode == "sync" else f"(await {lookup})"
+        return f"client.download({asset}, {str(dest)!r}, parallel=2)"
+
+    def upload_source(self, path: Path) -> str:
+        return f"client.upload({self.dandiset!r}, {str(path)!r}, 'faults/big.bin', parallel=2)"
+
+    def seed_listing(self) -> list[Any]:
+        ds = self.fake.create_dandiset("listing")
+        self.listing_dandiset = ds
+        paths = [f"data/f{i:02d}.bin" for i in range(23)]
+        for i, path in enumerate(paths):
+            self.fake.add_asset(ds, path, f"content {i}".encode())
+        self.page_count = 5
+        return paths
+
+    def listing(self, client: Any) -> Any:
+        return client.assets(self.listing_dandiset, "draft", order="path", page_size=5)
+
+    def key(self, item: Any) -> Any:
+        return item.path
+
+    def seed_read(self) -> Any:
+        return self.dandiset
+
+    def read_call(self, client: Any, handle: Any) -> Any:
+        return client.get_dandiset(handle, "draft")
+
+    async def create(self, client: Any, label: str) -> Any:
+        return await call(client.create_dandiset(label))
+
+    def created(self, label: str) -> int:
+        return sum(1 for d in self.fake.dandisets.values() if d.draft.name == label)
+
+    async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
+        return await call(client.upload(self.dandiset, path, f"faults/{path.name}", parallel=2))
+
+    def uploaded(self, handle: Any) -> bytes:
+        return bytes(self.fake.blob_content(handle.asset_id))
+
+    def seed_download(self, data: bytes) -> Any:
+        path = f"dl/{uuid.uuid4().hex[:8]}.bin"
+        self.fake.add_asset(self.dandiset, path, data)
+        return path
+
+    async def download(self, client: Any, handle: Any, dest: Path) -> Path:
+        asset = await call(client.get_asset_by_path(self.dandiset, handle, version_id="draft"))
+        return await call(client.download(asset, dest, parallel=2))  # type: ignore[no-any-return]
+
+
+# ===================================================================================== Midas (fake)
+class MidasHarness(Harness):
+    """FakeMidas behind a fault server (one origin: the JSON API and downloads)."""
+
+    name = "midas"
+    capabilities = frozenset(
+        {"listing", "read", "create", "upload", "download", "resume_download", "auth", "load"}
+    )
+    listing_op = Op("POST", r"^/api/json\?method=midas\.folder\.children")
+    read_op = Op("POST", r"^/api/json\?method=midas\.item\.get")
+    create_op = Op("POST", r"^/api/json\?method=midas\.folder\.create")
+    upload_op = Op("PUT", r"^/api/json\?method=midas\.upload\.perform")
+    download_op = Op("GET", r"^/download")
+    missing_field = "item_id"
+    typed_field = "name"
+    resume_kind = "offset"
+    ranged_downloads = False
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Harness]:
+        from scibind.testing.midas import FakeMidas
+
+        self.fake = FakeMidas()
+        self.email = "alice@example.org"
+        self.api_key = "mk-" + uuid.uuid4().hex
+        self.fake.add_user(self.email, self.api_key)
+        self.root = self.fake.add_folder(
+            "faults", self.fake.folder_id(f"{self.email}/Private"), self.email
+        )
+        self.secrets = [self.api_key]
+        with serve_with_faults(self.fake) as servers:
+            self.api = servers["api"]
+            yield self
+
+    def all_secrets(self) -> list[str]:
+        return [*super().all_secrets(), *self.fake.tokens]  # Midas tokens travel as parameters
+
+    def sent_credentials(self, request: Any) -> bool:
+        return any(t.encode() in request.body or t in request.target for t in self.fake.tokens)
+
+    def client(self, mode: str, config: ClientConfig | None = None) -> Any:
+        from scibind.midas import AsyncMidasClient, MidasClient
+
+        cls = MidasClient if mode == "sync" else AsyncMidasClient
+        return cls(
+            self.api.url, email=self.email, api_key=self.api_key, config=config or fast_config()
+        )
+
+    def client_at(self, url: str, mode: str, config: ClientConfig, transport: Any) -> Any:
+        from scibind.midas import AsyncMidasClient, MidasClient
+
+        cls = MidasClient if mode == "sync" else AsyncMidasClient
+        return cls(url, email=self.email, api_key=self.api_key, config=config, transport=transport)
+
+    def client_source(self, mode: str) -> str:
+        cls = "MidasClient" if mode == "sync" else "AsyncMidasClient"
+        return (
+            f"__import__('scibind.midas', fromlist=['x']).{cls}({self.api.url!r}, "
+            f"email={self.email!r}, api_key={self.api_key!r}, config=CONFIG)"
+        )
+
+    def download_source(self, handle: Any, dest: Path, mode: str) -> str:
+        return f"client.download_item({handle!r}, {str(dest)!r})"
+
+    def seed_listing(self) -> list[Any]:
+        folder = self.fake.add_folder("listing", self.root, self.email)
+        self.listing_folder = folder
+        ids = [self.fake.add_item(f"item {i:02d}", folder, self.email) for i in range(23)]
+        self.page_count = 1  # Midas lists a folder's children in one answer
+        return sorted(ids)
+
+    def listing(self, client: Any) -> Any:
+        return client.folder_children(self.listing_folder)
+
+    async def list_all(self, client: Any) -> list[Any]:
+        children = await call(self.listing(client))
+        return list(children.items)
+
+    def key(self, item: Any) -> Any:
+        return int(item.item_id)
+
+    def seed_read(self) -> Any:
+        return self.fake.add_item("read me", self.root, self.email, b"read me")
+
+    def read_call(self, client: Any, handle: Any) -> Any:
+        return client.get_item(handle)
+
+    async def create(self, client: Any, label: str) -> Any:
+        return await call(client.create_folder(label, self.root))
+
+    def created(self, label: str) -> int:
+        return sum(1 for f in self.fake.folders.values() if f.get("name") == label)
+
+    async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
+        return await call(client.upload_file(path, folder_id=self.root))
+
+    def upload_requests(self, size: int) -> int:
+        return 1  # one PUT, continued from the server's offset after a break
+
+    def uploaded(self, handle: Any) -> bytes:
+        files = self.fake.item_bytes(int(handle.item.item_id))
+        (data,) = files.values()
+        return data
+
+    def seed_download(self, data: bytes) -> Any:
+        return self.fake.add_item(f"dl-{uuid.uuid4().hex[:6]}", self.root, self.email, data)
+
+    async def download(self, client: Any, handle: Any, dest: Path) -> Path:
+        return await call(client.download_item(handle, dest))  # type: ignore[no-any-return]
+
+
 HARNESSES: dict[str, type[Harness]] = {
-    h.name: h for h in (DServerHarness, Gen3Harness, MyTardisHarness)
+    h.name: h for h in (DServerHarness, DandiHarness, Gen3Harness, MyTardisHarness, MidasHarness)
 }
 
 

@@ -22,9 +22,13 @@ def open_fds() -> int:
 
 
 def pool_connections(client: Any) -> list[Any]:
-    """Connections held by the client's httpx pool (under the retry transport)."""
-    inner = client.http._transport.inner
-    return list(inner._pool.connections)
+    """Connections held by the client's httpx pool (under the retry transport and any service wrapper)."""
+    transport = client.http._transport
+    for _ in range(5):
+        if hasattr(transport, "_pool"):
+            return list(transport._pool.connections)
+        transport = transport.inner
+    raise AssertionError("no connection pool found under the client's transport")
 
 
 @pytest.mark.parametrize("service", services_with("load"), indirect=True)

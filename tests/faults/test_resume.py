@@ -79,7 +79,8 @@ async def test_killed_ranged_download_resumes_and_verifies(
     server, op = service.download_server, service.download_op
     hold_after(server, "GET", op.path, 3, Trickle(chunk=512, interval=0.05))
     child = start(
-        script(mode, service.client_source(mode), service.download_source(handle, dest)), tmp_path
+        script(mode, service.client_source(mode), service.download_source(handle, dest, mode)),
+        tmp_path,
     )
     try:
         assert wait_for(
@@ -122,7 +123,8 @@ async def test_killed_single_stream_download_resumes_and_verifies(
     server, op = service.download_server, service.download_op
     hold_after(server, "GET", op.path, 0, Trickle(chunk=1024, interval=0.02))
     child = start(
-        script(mode, service.client_source(mode), service.download_source(handle, dest)), tmp_path
+        script(mode, service.client_source(mode), service.download_source(handle, dest, mode)),
+        tmp_path,
     )
     try:
         assert wait_for(lambda: partial.exists() and partial.stat().st_size >= 8 * 1024, timeout=30)
@@ -142,8 +144,10 @@ async def test_killed_single_stream_download_resumes_and_verifies(
     assert dest.read_bytes() == data
     assert not partial.exists() and not journal.exists()
     gets = server.requests_to(op.path, "GET")
-    if service.ranged_downloads:  # resumed from the partial file's length
+    if service.resume_kind == "range":  # resumed from the partial file's length
         assert [r.headers.get("range") for r in gets] == [f"bytes={have}-"]
+    elif service.resume_kind == "offset":
+        assert len(gets) == 1 and f"offset={have}&" in gets[0].target
     else:  # the server ignores Range: asked once, then fetched whole
         assert len(gets) <= 2
 

@@ -75,8 +75,9 @@ async def test_error_bodies_that_echo_credentials_are_redacted(
         await close(client)
     check(info.value)
     assert "rejected" in str(info.value)  # the server's message is kept, minus the secrets
-    echoed = service.api.requests_to(op.path, op.method)[-1].authorization
-    assert echoed and echoed.split(" ", 1)[-1] not in str(info.value)
+    assert service.sent_credentials(
+        service.api.requests_to(op.path, op.method)[-1]
+    )  # and they were echoed
 
 
 @pytest.mark.parametrize("service", AUTH, indirect=True)
@@ -86,15 +87,18 @@ async def test_authorization_never_reaches_another_host(service: Harness, mode: 
     with LoopbackOrigin() as other:
         try:
             await service.read(client, handle)  # the service's own origin gets credentials
-            assert service.api.requests[-1].authorization
+            assert service.sent_credentials(service.api.requests[-1])
             # the client's own HTTP session: a redirect to another host, followed, and a direct request there
-            service.api.plan(Rule(Redirect(other, status=307), path="^/elsewhere"))
+            service.api.plan(
+                Rule(Redirect(other, status=307, keep_query=False), path="^/elsewhere")
+            )
             await call(client.http.get(service.api.url + "/elsewhere", follow_redirects=True))
             await call(client.http.get(other.url + "/presigned?X-Amz-Signature=abc"))
         finally:
             await close(client)
         assert len(other.requests) == 2
         assert other.authorizations == []
+        assert not any(service.sent_credentials(r) for r in other.requests)
 
 
 @pytest.mark.parametrize("service", AUTH, indirect=True)

@@ -113,6 +113,8 @@ class RecordedRequest:
     """Sequence number of the TCP connection it arrived on (1-based)."""
     fault: str | None
     """Name of the action that answered it (``None``: forwarded untouched)."""
+    body: bytes = attrs.field(default=b"", repr=False)
+    """The request body as received (the part that arrived, for a request reset mid-body)."""
 
     @property
     def path(self) -> str:
@@ -290,15 +292,19 @@ _HTML = {"Content-Type": "text/html"}
 
 @attrs.frozen
 class Echo(Action):
-    """Answer ``status`` with a JSON error body that repeats the request's headers and target, as careless
-    servers do (``{"detail": "invalid credentials: Bearer ..."}``): errors built from it must not show them."""
+    """Answer ``status`` with a JSON error body that repeats the request (target, headers and the start of its
+    body), as careless servers do (``{"detail": "invalid credentials: Bearer ..."}``): errors built from it
+    must not show the credentials."""
 
     status: int = 401
 
     def run(self, exchange: _Exchange) -> None:
         request = exchange.request
         detail = "; ".join(f"{k}: {v}" for k, v in request.headers)
-        body = json.dumps({"detail": f"rejected {request.method} {request.target} ({detail})"})
+        sent = request.body[:2000].decode("utf-8", "replace")
+        body = json.dumps(
+            {"detail": f"rejected {request.method} {request.target} ({detail}) {sent}".rstrip()}
+        )
         exchange.send(_Answer(self.status, list(_JSON.items()), body.encode()))
 
 
@@ -506,10 +512,15 @@ class Redirect(Action):
 
     to: str | FaultServer
     status: int = 302
+    keep_query: bool = True
+    """Keep the query string (``False``: only the path, so what arrives there was added by the client)."""
 
     def run(self, exchange: _Exchange) -> None:
         base = self.to.url if isinstance(self.to, FaultServer) else self.to
-        location = base.rstrip("/") + exchange.request.target
+        target = (
+            exchange.request.target if self.keep_query else exchange.request.target.split("?")[0]
+        )
+        location = base.rstrip("/") + target
         exchange.send(_Answer(self.status, [("Location", location)]))
 
 
@@ -812,6 +823,7 @@ class FaultServer:
                     len(request.body),
                     connection,
                     rule.action.name if rule is not None else None,
+                    request.body,
                 )
             )
             if len(self.requests) > self.max_requests:
