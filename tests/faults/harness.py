@@ -303,6 +303,7 @@ class Gen3Harness(Harness):
             "resume_ranged_download",
             "auth",
             "load",
+            "storage",
         }
     )
     listing_op = Op("GET", r"^/index/index/?\?")
@@ -529,6 +530,7 @@ class DandiHarness(Harness):
             "resume_ranged_download",
             "auth",
             "load",
+            "storage",
         }
     )
     listing_op = Op("GET", r"^/api/dandisets/\d+/versions/draft/assets/\?")
@@ -630,7 +632,17 @@ class MidasHarness(Harness):
 
     name = "midas"
     capabilities = frozenset(
-        {"listing", "read", "create", "upload", "download", "resume_download", "auth", "load"}
+        {
+            "listing",
+            "read",
+            "create",
+            "upload",
+            "offset_upload",
+            "download",
+            "resume_download",
+            "auth",
+            "load",
+        }
     )
     listing_op = Op("POST", r"^/api/json\?method=midas\.folder\.children")
     read_op = Op("POST", r"^/api/json\?method=midas\.item\.get")

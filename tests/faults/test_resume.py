@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scibind.testing.faults import FaultServer, Forward, Rule, Stall, Trickle, wait_for
+from scibind.testing.faults import FaultServer, Forward, Reset, Rule, Stall, Trickle, wait_for
 from scibind.transfers.download import partial_paths
 
 from .harness import PART, Harness, close, script, services_with
@@ -202,3 +202,28 @@ async def test_killed_multipart_upload_resumes_without_resending_parts(
         service.api.requests_to(service.upload_init_path) == []
     )  # the same multipart upload, continued
     assert recorded() == {}  # journal removed once complete
+
+
+@pytest.mark.parametrize("service", services_with("offset_upload"), indirect=True)
+async def test_upload_cut_mid_body_continues_from_the_servers_offset(
+    service: Harness, mode: str, tmp_path: Path
+) -> None:
+    size = 3 * PART + 77
+    data = payload(size, 19)
+    source = tmp_path / "up.bin"
+    source.write_bytes(data)
+    server, op = service.upload_server, service.upload_op
+    kept = PART + 1000  # the server keeps what arrived before the connection broke
+    server.plan(
+        Rule(Reset(request_bytes=kept, forward_partial=True), method=op.method, path=op.path, nth=1)
+    )
+    client = service.client(mode)
+    try:
+        handle = await service.upload(client, source)
+    finally:
+        await close(client)
+    assert service.uploaded(handle) == data
+    first, second = server.requests_to(op.path, op.method)
+    assert first.body_size == kept
+    assert second.body_size == size - kept  # only the rest was sent again
+    assert len(server.requests_to(r"midas\.upload\.getoffset")) == 1

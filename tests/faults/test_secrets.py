@@ -113,3 +113,25 @@ async def test_reprs_show_no_secrets(service: Harness, mode: str) -> None:
         await close(client)
     for text in texts:
         assert_clean(text, service.all_secrets(), "a repr")
+
+
+@pytest.mark.parametrize("service", services_with("storage"), indirect=True)
+async def test_storage_never_sees_credentials(service: Harness, mode: str, tmp_path: Any) -> None:
+    """Presigned storage URLs (another host) get neither the API credentials nor any token."""
+    assert service.storage is not None
+    source = tmp_path / "up.bin"
+    source.write_bytes(b"x" * 3000)
+    handle = service.seed_download(b"y" * 3000)
+    client = service.client(mode)
+    try:
+        await service.upload(client, source)
+        await service.download(client, handle, tmp_path / "down.bin")
+    finally:
+        await close(client)
+    assert {r.method for r in service.storage.requests} >= {"PUT", "GET"}
+    assert not any(r.authorization for r in service.storage.requests)
+    assert any(service.sent_credentials(r) for r in service.api.requests)  # credentials in use
+    seen = " ".join(
+        f"{r.target} {dict(r.headers)} {r.body[:200]!r}" for r in service.storage.requests
+    )
+    assert_clean(seen, service.all_secrets(), "requests to storage")
