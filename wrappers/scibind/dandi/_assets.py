@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import errors
 from .._core import effects as fx
@@ -14,6 +14,7 @@ from ._models import Asset, ZarrEntry, normalize_path
 from ._readable import RangeSource
 
 if TYPE_CHECKING:
+    import httpx
     from scibind_generated.dandi.models import AssetPath, AssetValidation
     from scibind_generated.dandi_metadata import Asset as AssetMetadata
 
@@ -28,6 +29,8 @@ ASSET_PAGE_SIZE_WITH_METADATA = 250
 """With metadata each record is a few kB and costs the server more to render: smaller pages keep each response
 fast while the concurrent window keeps throughput."""
 PATHS_PAGE_SIZE = 1000
+
+T = TypeVar("T")
 
 
 class AssetOps(DandisetOps):
@@ -77,11 +80,13 @@ class AssetOps(DandisetOps):
             if not resolved:
                 resolved.append((yield from self._resolve(dandiset, version_id)))
             ident, version = resolved[0]
-            resp = yield fx.Call(
-                ep, {"dandiset_id": ident, "version_id": version, "page": page, **params}
+            # the request as the generated endpoint builds it, the answer parsed straight into Assets:
+            # generated models cost ~40 us per asset, which dominates listing a large dandiset
+            kwargs = ep._get_kwargs(ident, version, page=page, **params)
+            resp = yield fx.Request(
+                kwargs["method"].upper(), kwargs["url"], params=kwargs["params"]
             )
-            items = [Asset.from_generated(a, ident, version) for a in resp.parsed.results]
-            return drf_models_page(resp.parsed, items, page, size)
+            return records_page(resp, page, size, lambda r: Asset.from_record(r, ident, version))
 
         return paginator(self._driver, fetch, max_items=max_items)
 
@@ -360,6 +365,34 @@ class AssetOps(DandisetOps):
             return (yield from self._redirect(asset))
 
         return RangeSource(resolve_blob, asset.size, asset.name)
+
+
+def records_page(
+    resp: httpx.Response, page: int, page_size: int, parse: Callable[[Any], T]
+) -> Page[T]:
+    """A :class:`Page` of a DRF envelope read from a raw response, each record parsed with ``parse``
+    (``count`` may be null after page 1); a body that does not fit gives ResponseFormatError."""
+    from .._core.responses import format_error
+    from ..pagination import Page
+
+    try:
+        body = resp.json()
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise TypeError("expected a page object with a results list")
+        count, nxt = body.get("count"), body.get("next")
+        if (count is not None and (not isinstance(count, int) or isinstance(count, bool))) or (
+            nxt is not None and not isinstance(nxt, str)
+        ):
+            raise TypeError("count must be an integer or null, next a string or null")
+        items = [parse(record) for record in body["results"]]
+    except (TypeError, ValueError) as exc:
+        raise format_error(resp.request, "response does not match the API schema", exc) from None
+    return Page(
+        items,
+        total_pages=max(1, -(-count // page_size)) if count is not None else None,
+        total_items=count,
+        next=page + 1 if nxt else None,
+    )
 
 
 def _in_version(asset: Asset) -> dict[str, Any]:
