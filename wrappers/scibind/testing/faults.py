@@ -663,11 +663,13 @@ class FaultServer:
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
         with self._lock:
-            listener, self._listener = self._listener, None
+            listener = self._listener
             open_now = list(self._open)
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.close()
+        with self._lock:
+            self._listener = None  # not "running" before the port is closed
         for conn in open_now:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -681,7 +683,7 @@ class FaultServer:
     @property
     def running(self) -> bool:
         """Whether the server still accepts requests."""
-        return self._listener is not None and not self._stopping.is_set()
+        return self._listener is not None
 
     @property
     def open_connections(self) -> int:
@@ -744,6 +746,9 @@ class FaultServer:
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self._stopping.is_set():  # accepted while stopping: refuse
+                conn.close()
                 return
             conn.settimeout(self.idle_timeout)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
