@@ -2,7 +2,8 @@
 
 Completing a multipart upload does not copy the object (its parts are joined when it is first read), and
 validation does not hash it (the archive computes the sha256 in the background: reads afterwards see it, the
-upload's answers say null). Observable answers stay those of the real archive.
+upload's answers say null). Listing a large version does not sort it for every page, nor render its dates
+again. Observable answers stay those of the real archive.
 """
 
 from __future__ import annotations
@@ -90,3 +91,48 @@ def test_blob_lookup_by_sha256_finds_a_fresh_upload(
         "/blobs/digest/", json={"algorithm": "dandi:dandi-etag", "value": blob["etag"]}
     )
     assert by_etag.json()["sha256"] == sha256
+
+
+def test_asset_list_order_follows_changes(
+    fake: SmallPartArchive, clients: tuple[httpx.Client, httpx.Client]
+) -> None:
+    """The remembered created-order of a version is refreshed when assets come, go or are replaced."""
+    api, _ = clients
+    dandiset_id = fake.create_dandiset("order")
+    ids = [fake.add_asset(dandiset_id, f"f{i}.bin", b"%d" % i) for i in range(5)]
+    url = f"/dandisets/{dandiset_id}/versions/draft/assets/"
+
+    def paths() -> list[str]:
+        pages = [api.get(url, params={"page_size": 2, "page": n}).json() for n in (1, 2, 3)]
+        return [r["path"] for p in pages for r in p["results"]]
+
+    assert paths() == [f"f{i}.bin" for i in range(5)]
+    assert api.delete(f"{url}{ids[1]}/").status_code == 204
+    fake.add_asset(dandiset_id, "g.bin", b"g")
+    assert paths() == ["f0.bin", "f2.bin", "f3.bin", "f4.bin", "g.bin"]
+    replaced = api.put(
+        f"{url}{ids[0]}/",
+        json={"metadata": {"path": "h.bin"}, "blob_id": fake._assets[ids[0]].blob.blob_id},
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert paths() == ["f2.bin", "f3.bin", "f4.bin", "g.bin", "h.bin"]
+    newest = api.get(url, params={"order": "-created"}).json()["results"]
+    assert [r["path"] for r in newest] == ["h.bin", "g.bin", "f4.bin", "f3.bin", "f2.bin"]
+    assert paths() == [
+        "f2.bin",
+        "f3.bin",
+        "f4.bin",
+        "g.bin",
+        "h.bin",
+    ]  # a sorted copy, not the cache
+
+
+def test_rendered_dates_follow_the_asset(fake: SmallPartArchive) -> None:
+    import datetime as dt
+
+    dandiset_id = fake.create_dandiset("dates")
+    asset = fake._assets[fake.add_asset(dandiset_id, "d.bin", b"d")]
+    first = fake._asset_record(asset, metadata=False)["created"]
+    assert first == asset.created.isoformat().replace("+00:00", "Z")
+    asset.created = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert fake._asset_record(asset, metadata=False)["created"] == "2020-01-02T03:04:05Z"

@@ -29,6 +29,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 import re
 import secrets
 import uuid
@@ -240,6 +241,17 @@ class _Asset:
     validation_errors: list[dict[str, Any]] = field(default_factory=list)
     created: dt.datetime = field(default_factory=_now)
     modified: dt.datetime = field(default_factory=_now)
+    _rendered: dict[str, tuple[dt.datetime, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def iso(self, name: str) -> str:
+        """``created``/``modified`` as the API renders them (remembered: listings render thousands)."""
+        value: dt.datetime = getattr(self, name)
+        known = self._rendered.get(name)
+        if known is None or known[0] is not value:
+            known = self._rendered[name] = (value, _iso(value))
+        return known[1]
 
     @property
     def size(self) -> int:
@@ -261,6 +273,18 @@ class _Version:
     release_notes: str | None = None
     created: dt.datetime = field(default_factory=_now)
     modified: dt.datetime = field(default_factory=_now)
+    _by_created: tuple[tuple[int, str | None, int], list[_Asset]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def assets_by_created(self) -> list[_Asset]:
+        """The assets oldest first (a new list). The order is remembered until assets are added, removed
+        or replaced, so listing a large version page by page does not sort it for every page."""
+        key = (len(self.assets), next(reversed(self.assets), None), id(self.assets))
+        if self._by_created is None or self._by_created[0] != key:
+            ordered = sorted(self.assets.values(), key=operator.attrgetter("created"))
+            self._by_created = (key, ordered)
+        return list(self._by_created[1])
 
 
 @dataclass
@@ -840,8 +864,8 @@ class FakeDandiArchive(FakeService):
             "zarr": asset.zarr.zarr_id if asset.zarr is not None else None,
             "path": asset.path,
             "size": asset.size,
-            "created": _iso(asset.created),
-            "modified": _iso(asset.modified),
+            "created": asset.iso("created"),
+            "modified": asset.iso("modified"),
         }
         if metadata:
             record["metadata"] = self._asset_metadata(asset, settle=settle)
@@ -1615,7 +1639,7 @@ class FakeDandiArchive(FakeService):
         zarr_only = _bool(params.get("zarr"), False, "zarr")
         with self.lock:
             _ds, version = self._version(request, dandiset_id, version_id)
-            assets = sorted(version.assets.values(), key=lambda a: a.created)
+            assets = version.assets_by_created()
             if (prefix := params.get("path")) is not None:
                 assets = [a for a in assets if a.path.lower().startswith(prefix.lower())]
             if (glob := params.get("glob")) is not None:
