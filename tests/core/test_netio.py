@@ -124,3 +124,17 @@ def test_a_given_transport_is_used_as_is() -> None:
     mock = httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok"))
     with build_sync_client(ClientConfig(), "https://api.test", transport=mock) as client:
         assert client.get("/x").content == b"ok"
+
+
+def test_importing_a_client_does_not_import_httpcore() -> None:
+    """httpx imports httpcore when a transport is made; the read wrappers wait for that too."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scibind.dandi import DandiClient\n"
+        "from scibind.dserver import DServer\n"
+        "assert 'httpcore' not in sys.modules and 'scibind._core.netio' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

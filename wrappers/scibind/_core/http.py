@@ -12,7 +12,6 @@ import httpx
 from .._version import __version__
 from ..config import ClientConfig
 from ..errors import InsecureTLSWarning
-from .netio import enlarge_reads
 from .retry import AsyncRetryTransport, RetryTransport
 from .secrets import redact_free_text, redact_url
 
@@ -138,6 +137,9 @@ def build_sync_client(
             proxy=config.proxy,
             trust_env=config.trust_env,
         )
+        # imported here: it imports httpcore, which httpx itself imports only when a transport is made
+        from .netio import enlarge_reads
+
         enlarge_reads(inner)  # 1 MiB socket reads: large downloads cost half the CPU
     chain = RetryTransport(
         inner,
@@ -171,6 +173,8 @@ def build_async_client(
             proxy=config.proxy,
             trust_env=config.trust_env,
         )
+        from .netio import enlarge_reads
+
         enlarge_reads(inner)
     chain = AsyncRetryTransport(
         inner,
