@@ -329,9 +329,12 @@ class _TransferOps(_MidasBase):
         without any upload. Otherwise the bytes are streamed from disk; when the connection breaks or the
         server reports a short upload (-105), the client asks how much arrived (``getoffset``) and sends only
         the rest. ``reuse_existing`` uploads into an item of the same name in the folder if there is one;
-        ``new_revision`` makes a new revision instead of adding to the last one.
+        ``new_revision`` makes a new revision instead of adding to the last one. An upload that was
+        interrupted (even by a killed process) continues with its token from the server's offset when called
+        again with the same file and target (the token is kept in an upload journal).
         """
         from ..transfers.checksums import file_digest
+        from ..transfers.journal import upload_journal
         from ..transfers.progress import ProgressTracker
 
         source = Path(path)
@@ -344,34 +347,54 @@ class _TransferOps(_MidasBase):
         tracker = ProgressTracker(name, size, progress, "hashing")
         tracker.emit("hashing")
         md5 = yield fx.Blocking(file_digest, (source, "md5"))
-        if item_id is None:
-            assert folder_id is not None
-            found = (
-                (yield from self._search_items(item_name or name, folder_id))
-                if reuse_existing
-                else []
-            )
-            item = (
-                found[0]
-                if found
-                else (yield from self._create_item(item_name or name, folder_id, description))
-            )
-            item_id = item.item_id
-        token = yield from self._generate_token(name, item_id, checksum=md5)
-        sent = 0
-        if token:
-            sent = yield from self._perform(
-                token,
-                source,
-                name,
-                size,
-                None if new_revision else "head",
-                changes,
-                tracker,
-                retries,
-            )
+        # an upload interrupted earlier (even in a process that was killed) continues with its token
+        journal = upload_journal(
+            "midas", self.base_url, source.resolve(), size, source.stat().st_mtime_ns, md5,
+            folder_id, item_id, name, item_name, new_revision,
+        )  # fmt: skip
+        saved = journal.data
+        resumed = bool(saved.get("token") and saved.get("item_id"))
+        if resumed:
+            token, item_id = str(saved["token"]), int(saved["item_id"])
         else:
+            if item_id is None:
+                assert folder_id is not None
+                found = (
+                    (yield from self._search_items(item_name or name, folder_id))
+                    if reuse_existing
+                    else []
+                )
+                item = (
+                    found[0]
+                    if found
+                    else (yield from self._create_item(item_name or name, folder_id, description))
+                )
+                item_id = item.item_id
+            token = yield from self._generate_token(name, item_id, checksum=md5)
+            if token:
+                journal.update(token=token, item_id=int(item_id))
+        sent = 0
+        revision = None if new_revision else "head"
+        if token and resumed:
+            try:
+                sent = yield from self._perform(
+                    token, source, name, size, revision, changes, tracker, retries, resume=True
+                )
+            except MidasTransferError as exc:
+                if exc.code == UPLOAD_FAILED:
+                    raise
+                journal.delete()  # the server no longer knows that upload: start it again
+                token = yield from self._generate_token(name, item_id, checksum=md5)
+                if token:
+                    journal.update(token=token, item_id=int(item_id))
+                resumed = False
+        if token and not resumed:
+            sent = yield from self._perform(
+                token, source, name, size, revision, changes, tracker, retries
+            )
+        elif not token:
             tracker.emit("skipped", "the server already has these bytes")
+        journal.delete()
         detail = yield from self._call(
             "items.get_item", "GetItemParams", {"id": int(item_id)}, idempotent=True
         )
@@ -388,8 +411,12 @@ class _TransferOps(_MidasBase):
         changes: str | None,
         tracker: ProgressTracker,
         retries: int,
+        resume: bool = False,
     ) -> fx.Op[int]:
-        """PUT the bytes from ``offset`` on; resume from the server's offset after a break. Returns bytes sent."""
+        """PUT the bytes from ``offset`` on; resume from the server's offset after a break. Returns bytes sent.
+
+        ``resume``: the upload was started earlier (a journaled token): begin at the server's offset.
+        """
         from scibind_generated.midas.models import PerformUploadResponse
         from scibind_generated.midas.types import UNSET, File
 
@@ -406,6 +433,9 @@ class _TransferOps(_MidasBase):
         )
         tracker.emit("uploading")
         offset, sent, failures = 0, 0, 0
+        if resume:
+            offset = yield from self._offset(token)
+            tracker.add(offset)
         while True:
             counted = [0]
 
