@@ -732,6 +732,15 @@ class MidasHarness(Harness):
     async def upload(self, client: Any, path: Path, *, multipart: bool = True) -> Any:
         return await call(client.upload_file(path, folder_id=self.root))
 
+    offset_path = r"^/api/json\?method=midas\.upload\.getoffset"
+    start_upload_path = r"^/api/json\?method=midas\.upload\.generatetoken"
+
+    def upload_source(self, path: Path) -> str:
+        return f"client.upload_file({str(path)!r}, folder_id={self.root})"
+
+    def items(self) -> int:
+        return len(self.fake.items)
+
     def upload_requests(self, size: int) -> int:
         return 1  # one PUT, continued from the server's offset after a break
 

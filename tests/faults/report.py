@@ -37,6 +37,8 @@ SCENARIOS: dict[str, str] = {
     "mid-way: resume sends only the parts not journaled, same upload",
     "test_upload_cut_mid_body_continues_from_the_servers_offset": "Upload cut mid-body (server keeps the "
     "part): continues from the server's offset",
+    "test_killed_offset_upload_continues_with_its_token": "Offset upload killed (SIGKILL) mid-way: a new "
+    "process continues with the journaled token from the server's offset; no duplicate item",
     "test_stalled_headers_hit_the_read_timeout": "Stalled headers: read timeout, TimeoutError, no hang",
     "test_trickling_body_hits_the_time_budget": "Trickling body of a buffered call: time budget, TimeoutError",
     "test_truncated_body_is_a_connection_error": "Body shorter than Content-Length: ConnectionError after "
@@ -72,6 +74,7 @@ for _scenario in (
     "test_killed_single_stream_download_resumes_and_verifies",
     "test_killed_multipart_upload_resumes_without_resending_parts",
     "test_upload_cut_mid_body_continues_from_the_servers_offset",
+    "test_killed_offset_upload_continues_with_its_token",
     "test_storage_never_sees_credentials",
 ):
     NOT_APPLICABLE[_scenario, "dserver"] = "n/a: dserver indexes metadata; it moves no file bytes"
@@ -109,6 +112,18 @@ NOT_APPLICABLE.update(
         ): "n/a: S3 multipart parts (killed-upload row)",
         (
             "test_upload_cut_mid_body_continues_from_the_servers_offset",
+            "mytardis",
+        ): "n/a: no resumable upload in the protocol",
+        (
+            "test_killed_offset_upload_continues_with_its_token",
+            "dandi",
+        ): "n/a: S3 multipart parts (killed-upload row)",
+        (
+            "test_killed_offset_upload_continues_with_its_token",
+            "gen3",
+        ): "n/a: S3 multipart parts (killed-upload row)",
+        (
+            "test_killed_offset_upload_continues_with_its_token",
             "mytardis",
         ): "n/a: no resumable upload in the protocol",
         ("test_storage_never_sees_credentials", "mytardis"): "n/a: no separate storage host",

@@ -227,3 +227,47 @@ async def test_upload_cut_mid_body_continues_from_the_servers_offset(
     assert first.body_size == kept
     assert second.body_size == size - kept  # only the rest was sent again
     assert len(server.requests_to(r"midas\.upload\.getoffset")) == 1
+
+
+@pytest.mark.parametrize("service", services_with("offset_upload"), indirect=True)
+async def test_killed_offset_upload_continues_with_its_token(
+    service: Harness, mode: str, tmp_path: Path
+) -> None:
+    size = 3 * PART + 55
+    data = payload(size, 23)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    server, op = service.upload_server, service.upload_op
+    kept = PART + 500
+    server.plan(
+        # the connection breaks after `kept` bytes, which the server keeps ...
+        Rule(
+            Reset(request_bytes=kept, forward_partial=True), method=op.method, path=op.path, nth=1
+        ),
+        # ... and the process is killed while it asks how much arrived
+        Rule(Stall(120), path=service.offset_path),
+    )
+    cache = Path(os.environ["SCIBIND_CACHE_DIR"])
+    child = start(
+        script(mode, service.client_source(mode), service.upload_source(source)), tmp_path
+    )
+    try:
+        assert wait_for(lambda: len(server.requests_to(service.offset_path)) >= 1, timeout=30)
+        alive(child, tmp_path)
+    finally:
+        kill(child, tmp_path)
+    assert list(cache.rglob("*.json")), "no upload journal was kept"
+    items_before = service.items()
+    server.plan()
+    server.reset_records()
+    client = service.client(mode)
+    try:
+        handle = await service.upload(client, source)
+    finally:
+        await close(client)
+    assert service.uploaded(handle) == data
+    assert service.items() == items_before  # the same item, continued: no duplicate
+    assert server.requests_to(service.start_upload_path) == []  # the same upload token
+    (put,) = server.requests_to(op.path, op.method)
+    assert put.body_size == size - kept  # only what the server did not have
+    assert not list(cache.rglob("*.json"))
