@@ -104,10 +104,11 @@ class _Commands:
                 fake._blobs.pop(found.blob.blob_id, None)
             return True
 
-    def request_count(self) -> int:
+    def forget_requests(self) -> int:
+        """Drop the fake's record of requests (it keeps every request, uploaded bodies included)."""
         with self.fake.lock:
             n = len(self.fake.requests)
-            self.fake.requests.clear()  # the fake keeps every request: do not let bodies pile up
+            self.fake.requests.clear()
             return n
 
 
