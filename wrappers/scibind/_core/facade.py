@@ -20,7 +20,6 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING,
     Any,
     ClassVar,
     Concatenate,
@@ -38,9 +37,6 @@ from .drivers import AsyncDriver, Runtime, SyncDriver
 from .effects import Op
 from .http import build_async_client, build_sync_client
 from .secrets import redact_url
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncFacade", "FacadeBase", "SyncFacade", "operation"]
 
@@ -60,6 +56,11 @@ class FacadeBase:
     base_url: str
     config: ClientConfig
 
+    _http: Any
+    _driver: Any
+    _build_client: ClassVar[Callable[..., Any]]
+    _driver_class: ClassVar[type[Any]]
+
     def _connect(
         self,
         base_url: str,
@@ -69,7 +70,24 @@ class FacadeBase:
         transport: Any = None,
         origins: Iterable[str] = (),
     ) -> None:
-        raise NotImplementedError
+        """Build the httpx client (sync or async, per subclass) and the driver that runs operations."""
+        self.base_url = base_url
+        self.config = config or ClientConfig()
+        self._http = type(self)._build_client(
+            self.config,
+            base_url,
+            auth=auth,
+            service=self.service,
+            transport=transport,
+            origins=origins,
+        )
+        self._driver = self._driver_class(self._http, self.runtime, self.config.max_concurrency)
+
+    @property
+    def raw(self) -> Any:
+        """The generated low-level client, sharing this client's auth, retries and timeouts
+        (on an async client use its ``asyncio``/``asyncio_detailed`` functions)."""
+        return self._raw_client(self._http)
 
     def _raw_client(self, http: Any) -> Any:
         if self.generated_package is None:
@@ -96,34 +114,11 @@ class SyncFacade(FacadeBase):
     _http: httpx.Client
     _driver: SyncDriver
 
-    def _connect(
-        self,
-        base_url: str,
-        *,
-        auth: httpx.Auth | None = None,
-        config: ClientConfig | None = None,
-        transport: Any = None,
-        origins: Iterable[str] = (),
-    ) -> None:
-        self.base_url = base_url
-        self.config = config or ClientConfig()
-        self._http = build_sync_client(
-            self.config,
-            base_url,
-            auth=auth,
-            service=self.service,
-            transport=transport,
-            origins=origins,
-        )
-        self._driver = SyncDriver(self._http, self.runtime, self.config.max_concurrency)
+    _build_client = staticmethod(build_sync_client)
+    _driver_class = SyncDriver
 
     def _run(self, op: Op[T]) -> T:
         return self._driver.run(op)
-
-    @property
-    def raw(self) -> Any:
-        """The generated low-level client, sharing this client's auth, retries and timeouts."""
-        return self._raw_client(self._http)
 
     @property
     def http(self) -> httpx.Client:
@@ -146,34 +141,11 @@ class AsyncFacade(FacadeBase):
     _http: httpx.AsyncClient
     _driver: AsyncDriver
 
-    def _connect(
-        self,
-        base_url: str,
-        *,
-        auth: httpx.Auth | None = None,
-        config: ClientConfig | None = None,
-        transport: Any = None,
-        origins: Iterable[str] = (),
-    ) -> None:
-        self.base_url = base_url
-        self.config = config or ClientConfig()
-        self._http = build_async_client(
-            self.config,
-            base_url,
-            auth=auth,
-            service=self.service,
-            transport=transport,
-            origins=origins,
-        )
-        self._driver = AsyncDriver(self._http, self.runtime, self.config.max_concurrency)
+    _build_client = staticmethod(build_async_client)
+    _driver_class = AsyncDriver
 
     async def _run(self, op: Op[T]) -> T:
         return await self._driver.run(op)
-
-    @property
-    def raw(self) -> Any:
-        """The generated low-level client (use its ``asyncio``/``asyncio_detailed`` functions)."""
-        return self._raw_client(self._http)
 
     @property
     def http(self) -> httpx.AsyncClient:
