@@ -12,8 +12,8 @@ directories each run, checks the result each time, and reports the median:
   ``RemoteDandiset.upload_raw_asset`` and ``dandi upload`` call). The stored object's ETag, recomputed by the
   server from the stored bytes, must equal the dandi-etag of the local file.
 * ``download``: one 256 MiB asset, verified against its digest. scibind ``DandiClient.get_asset`` +
-  ``download`` (checks size, dandi-etag and sha256); dandi-cli ``dandi.download.download(asset URL, dir)``
-  (checks the dandi-etag). The downloaded bytes' md5 is checked by the benchmark.
+  ``download`` (checks size and the dandi-etag, hashed as ranges arrive); dandi-cli
+  ``dandi.download.download(asset URL, dir)`` (checks the dandi-etag, hashed as the stream arrives). The downloaded bytes' md5 is checked by the benchmark.
 * ``import``: ``from scibind.dandi import DandiClient`` vs ``import dandi.dandiapi``, each in fresh
   interpreters, alternating; the minimum of ``--import-runs`` runs.
 
@@ -23,7 +23,7 @@ client (imports, first-use code). dandi-cli runs with its defaults (5 page worke
 checking for a newer version online; HOME and caches point at a temporary directory. Dirty pages are synced
 before every timed run. The machine's other load hits both clients alike (runs alternate), but repeat.
 
-    python bench/dandi_bench.py                      # the full run (a few minutes)
+    python bench/dandi_bench.py --repeat 5           # the run in the README (~8 minutes)
     python bench/dandi_bench.py --quick              # small sizes, one repeat
     python bench/dandi_bench.py --only list upload --repeat 5 --json out.json
 """
