@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import os
 import sys
 import types
 from collections.abc import Sequence
@@ -80,7 +81,10 @@ class _Hook:
 
 
 def defer_httpx_cli() -> None:
-    """Install the hook, unless httpx (or its CLI module) is imported already."""
+    """Install the hook, unless httpx (or its CLI module) is imported already, or ``SCIBIND_EAGER_HTTPX_CLI``
+    is set (an opt-out for environments that want httpx left exactly as it is)."""
+    if os.environ.get("SCIBIND_EAGER_HTTPX_CLI"):
+        return
     if "httpx" in sys.modules or _NAME in sys.modules or _Hook in sys.meta_path:
         return
     sys.meta_path.insert(0, _Hook)
