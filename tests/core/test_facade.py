@@ -108,3 +108,46 @@ def test_repr_and_docstring() -> None:
     ) as toy:
         assert "pw" not in repr(toy) and "abc" not in repr(toy)
         assert toy.get_thing.__doc__ == "One thing."
+
+
+def test_a_stalled_operation_does_not_hold_up_the_others() -> None:
+    """Parallel/imap keep ``window`` operations running even while the first in order is still waiting."""
+    import threading
+
+    release = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tid = request.url.path.rsplit("/", 1)[-1]
+        with lock:
+            started.append(tid)
+        if tid == "0":
+            assert release.wait(10), "the stalled call was never released"
+        elif len(started) >= 6:
+            release.set()  # everything after the stalled head got going
+        return httpx.Response(200, json={"id": tid, "size": "1"})
+
+    with Toy(transport=httpx.MockTransport(handler)) as toy:
+        got = toy.get_many([str(i) for i in range(6)])  # limit=4: "0" stalls until 5 others started
+    assert [g["id"] for g in got] == [str(i) for i in range(6)]
+
+
+async def test_async_stalled_operation_does_not_hold_up_the_others() -> None:
+    import asyncio
+
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        tid = request.url.path.rsplit("/", 1)[-1]
+        started.append(tid)
+        if tid == "0":
+            await asyncio.wait_for(release.wait(), 10)
+        elif len(started) >= 6:
+            release.set()
+        return httpx.Response(200, json={"id": tid, "size": "1"})
+
+    async with AsyncToy(transport=httpx.MockTransport(handler)) as toy:
+        got = await toy.get_many([str(i) for i in range(6)])
+    assert [g["id"] for g in got] == [str(i) for i in range(6)]

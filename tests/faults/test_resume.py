@@ -176,6 +176,9 @@ async def test_killed_multipart_upload_resumes_without_resending_parts(
     try:
         assert wait_for(
             lambda: len(recorded()) >= 3 and len(server.requests_to(op.path)) >= 5, timeout=30
+        ), (
+            f"parts journaled: {sorted(recorded())}, requests: {len(server.requests_to(op.path))}\n"
+            + (tmp_path / "child.log").read_text()
         )
         alive(child, tmp_path)
     finally:

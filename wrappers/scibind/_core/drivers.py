@@ -31,6 +31,15 @@ __all__ = ["AsyncDriver", "Runtime", "SyncDriver"]
 
 T = TypeVar("T")
 
+AHEAD = 4
+"""How many windows of results :meth:`SyncDriver.imap` / :meth:`AsyncDriver.imap` may hold for the consumer."""
+
+
+class _Abandoned(Exception):
+    """An operation not started because another one of the same batch had failed (never reaches users: the
+    consumer raises the batch's first real failure in its place)."""
+
+
 # What generated ``_build_response`` reads from its client argument; avoids importing the generated Client.
 _PARSE_CLIENT = SimpleNamespace(raise_on_unexpected_status=False)
 
@@ -216,21 +225,44 @@ class SyncDriver:
         return response
 
     def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> Iterator[T]:
-        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily.
+
+        A slow operation does not hold up the others: up to ``AHEAD`` x ``window`` results may wait for the
+        consumer while the pool keeps ``window`` operations running.
+        """
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         window = window or self.max_concurrency
+        failed = threading.Event()  # once one fails, queued operations do not start
+        first: list[BaseException] = []
+
+        def guarded(op: Op[T]) -> T:
+            if failed.is_set():
+                op.close()
+                raise _Abandoned
+            try:
+                return self.run(op)
+            except BaseException as exc:
+                if not failed.is_set():
+                    first.append(exc)
+                failed.set()
+                raise
+
         source = iter(ops)
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="scibind") as pool:
             pending = collections.deque(
-                pool.submit(self.run, op) for op in itertools.islice(source, window)
+                pool.submit(guarded, op) for op in itertools.islice(source, window * AHEAD)
             )
             try:
                 while pending:
-                    result = pending.popleft().result()
+                    try:
+                        result = pending.popleft().result()
+                    except _Abandoned:
+                        raise first[0] from None
                     nxt = next(source, None)
                     if nxt is not None:
-                        pending.append(pool.submit(self.run, nxt))
+                        pending.append(pool.submit(guarded, nxt))
                     yield result
             finally:
                 for future in pending:
@@ -320,20 +352,42 @@ class AsyncDriver:
         return response
 
     async def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> AsyncIterator[T]:
-        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily."""
+        """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily.
+
+        A slow operation does not hold up the others: up to ``AHEAD`` x ``window`` results may wait for the
+        consumer while ``window`` operations keep running.
+        """
         import asyncio
 
         window = window or self.max_concurrency
+        slots = asyncio.Semaphore(window)
+        first: list[BaseException] = []  # once one fails, queued operations do not start
+
+        async def limited(op: Op[T]) -> T:
+            async with slots:
+                if first:
+                    op.close()
+                    raise _Abandoned
+                try:
+                    return await self.run(op)
+                except BaseException as exc:
+                    if not first:
+                        first.append(exc)
+                    raise
+
         source = iter(ops)
         pending = collections.deque(
-            asyncio.ensure_future(self.run(op)) for op in itertools.islice(source, window)
+            asyncio.ensure_future(limited(op)) for op in itertools.islice(source, window * AHEAD)
         )
         try:
             while pending:
-                result = await pending.popleft()
+                try:
+                    result = await pending.popleft()
+                except _Abandoned:
+                    raise first[0] from None
                 nxt = next(source, None)
                 if nxt is not None:
-                    pending.append(asyncio.ensure_future(self.run(nxt)))
+                    pending.append(asyncio.ensure_future(limited(nxt)))
                 yield result
         finally:
             for task in pending:
