@@ -48,6 +48,7 @@ __all__ = [
     "json_file_source",
     "jwt_expiry",
     "keyring_source",
+    "keyring_store",
     "prompt_source",
     "resolve_credential",
 ]
@@ -366,22 +367,126 @@ def json_file_source(path: str | Path | Callable[[], Path], *keys: str) -> Crede
     return CredentialSource(f"{label} [{'.'.join(keys)}]", fetch)
 
 
-def keyring_source(service: str, username: str) -> CredentialSource:
-    """The system keyring, when the optional ``keyring`` package is installed and has a usable backend."""
+def keyring_source(
+    service: str, username: str, *, interactive: bool | None = None
+) -> CredentialSource:
+    """The keyring, searched the way dandi-cli searches it, when the optional ``keyring`` package is installed.
+
+    The default backend (desktop keyrings, or whatever ``PYTHON_KEYRING_BACKEND`` / ``keyringrc.cfg`` chose;
+    a chain is tried backend by backend); then, unless a backend was chosen explicitly, the file keyrings of
+    ``keyrings.alt`` that dandi-cli falls back to on machines without a desktop keyring
+    (``EncryptedKeyring`` ``crypted_pass.cfg``, ``PlaintextKeyring`` ``keyring_pass.cfg``). An encrypted
+    keyring asks for its password, so it is only read when ``interactive`` (default: stdin is a terminal);
+    otherwise it is skipped, never prompted for. Lookup errors are never fatal.
+    """
 
     def fetch() -> str | None:
-        try:
-            import keyring
-        except ImportError:
-            return None
-        try:
-            value = keyring.get_password(service, username)
-        except Exception as exc:  # locked/encrypted keyrings, no backend: never fatal
-            log.debug("keyring lookup for %s failed: %s", service, type(exc).__name__)
-            return None
-        return value or None
+        for backend in _keyring_backends(_interactive(interactive)):
+            try:
+                value = backend.get_password(service, username)
+            except Exception as exc:  # locked keyrings, wrong passwords, broken backends
+                log.debug("keyring lookup for %s in %s failed: %s", service, _kind(backend), exc)
+                continue
+            if value:
+                return str(value)
+        return None
 
     return CredentialSource(f"keyring {service}/{username}", fetch)
+
+
+def keyring_store(
+    service: str, username: str, value: str | Secret, *, interactive: bool | None = None
+) -> str:
+    """Store a credential where :func:`keyring_source` looks first (as dandi-cli's ``keyring_save``).
+
+    Returns the backend's name. An encrypted file keyring is only used on a terminal (it asks for its
+    password). :class:`~scibind.errors.CredentialsError` when ``keyring`` is missing or no backend takes it.
+    """
+    secret = value.reveal() if isinstance(value, Secret) else value
+    for backend in _keyring_backends(_interactive(interactive)):
+        try:
+            backend.set_password(service, username, secret)
+        except Exception as exc:
+            log.debug("keyring store for %s in %s failed: %s", service, _kind(backend), exc)
+            continue
+        return _kind(backend)
+    raise CredentialsError(
+        f"no usable keyring to store {service}/{username}: install a keyring backend "
+        "(pip install 'scibind[keyring]'), or configure one with PYTHON_KEYRING_BACKEND"
+    )
+
+
+def _interactive(interactive: bool | None) -> bool:
+    if interactive is not None:
+        return interactive
+    return bool(sys.stdin and sys.stdin.isatty())
+
+
+def _kind(backend: Any) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+def _keyring_backends(interactive: bool) -> list[Any]:
+    """Backends to try, in order (see :func:`keyring_source`); empty without the ``keyring`` package."""
+    try:
+        import keyring
+        from keyring import core
+        from keyring.backends import chainer, fail
+    except ImportError:
+        return []
+    try:
+        default = keyring.get_keyring()
+        explicit = core.load_env() is not None or core.load_config() is not None
+    except Exception as exc:  # a broken keyringrc.cfg or backend: never fatal
+        log.debug("keyring setup failed: %s", exc)
+        return []
+    candidates: list[Any] = (
+        list(default.backends) if isinstance(default, chainer.ChainerBackend) else [default]
+    )
+    if not explicit:
+        candidates += _alt_file_keyrings()
+    found: list[Any] = []
+    seen: set[tuple[str, str]] = set()
+    for backend in candidates:
+        if isinstance(backend, fail.Keyring):
+            continue
+        if _asks_password(backend) and not interactive:
+            log.debug(
+                "keyring %s skipped: it asks for a password and stdin is not a terminal",
+                _kind(backend),
+            )
+            continue
+        identity = (_kind(backend), str(getattr(backend, "file_path", id(backend))))
+        if identity not in seen:
+            seen.add(identity)
+            found.append(backend)
+    return found
+
+
+def _alt_file_keyrings() -> list[Any]:
+    """keyrings.alt's encrypted and plaintext file keyrings whose file exists (dandi-cli's fallback)."""
+    try:
+        from keyrings.alt.file import EncryptedKeyring, PlaintextKeyring
+    except ImportError:
+        return []
+    found: list[Any] = []
+    for cls in (EncryptedKeyring, PlaintextKeyring):
+        try:
+            backend = cls()
+            if os.path.exists(backend.file_path):
+                found.append(backend)
+        except Exception as exc:  # e.g. EncryptedKeyring without a crypto library
+            log.debug("keyring %s unavailable: %s", cls.__name__, exc)
+    return found
+
+
+def _asks_password(backend: Any) -> bool:
+    """Whether reading the backend prompts for a password (keyrings.alt's EncryptedKeyring)."""
+    try:
+        from keyrings.alt.file import EncryptedKeyring
+    except ImportError:
+        return False
+    return isinstance(backend, EncryptedKeyring)
 
 
 def prompt_source(prompt: str, *, secret: bool = True) -> CredentialSource:

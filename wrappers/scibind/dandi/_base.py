@@ -57,8 +57,8 @@ class DandiBase:
 
         ``None`` means ``$DANDI_INSTANCE`` (default ``dandi``). The API key is optional (public data can be
         read anonymously); first found wins: ``api_key``; ``$<INSTANCE>_API_KEY`` (``DANDI_API_KEY``,
-        ``DANDI_SANDBOX_API_KEY``, ...); ``$DANDI_API_KEY``; the keyring entry ``dandi-api-<instance>``/``key``
-        (as dandi-cli stores it). It is sent as ``Authorization: token KEY`` to the API host only.
+        ``DANDI_SANDBOX_API_KEY``, ...; an unknown URL also tries ``$DANDI_API_KEY``); the keyring entry
+        ``dandi-api-<instance>``/``key`` (as dandi-cli stores it, including its keyrings.alt file fallback). It is sent as ``Authorization: token KEY`` to the API host only.
 
         ``part_size`` is the dandi-etag part size of the server (64 MiB on every DANDI deployment); change it
         only to talk to a test server configured otherwise.

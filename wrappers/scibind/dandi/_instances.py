@@ -93,10 +93,17 @@ def api_key_env_var(instance: DandiInstance) -> str:
 def credential_sources(
     instance: DandiInstance, api_key: str | Secret | None = None
 ) -> list[CredentialSource]:
-    """Argument, then ``<INSTANCE>_API_KEY``, then ``DANDI_API_KEY``, then keyring ``dandi-api-<instance>``."""
+    """Argument, then ``<INSTANCE>_API_KEY``, then keyring ``dandi-api-<instance>``/``key`` (as dandi-cli).
+
+    ``DANDI_API_KEY`` is the production instance's variable; it is also tried for an instance given by a URL
+    scibind does not know (a private or test server, whose variable name has the host in it), never for the
+    other known instances (sandbox, LINC, EMBER), so a production key is not sent to them.
+    """
     from ..auth import env_source, explicit_source, keyring_source
 
-    names = list(dict.fromkeys([api_key_env_var(instance), "DANDI_API_KEY"]))
+    names = [api_key_env_var(instance)]
+    if instance.name not in KNOWN_INSTANCES:
+        names.append("DANDI_API_KEY")
     return [
         explicit_source(api_key),
         env_source(*names),
