@@ -20,7 +20,12 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._auth import Gen3Credentials, InsecureCredentialsWarning, gen3_credentials
     from ._client import AsyncGen3Client, Gen3Client
-    from ._errors import GraphQLError, SubmissionError
+    from ._errors import (
+        GraphQLError,
+        IndexPendingError,
+        IndexRecordConflictError,
+        SubmissionError,
+    )
     from ._models import EntityOutcome, Export, Project, SubmissionResult
 
 __all__ = [
@@ -30,6 +35,8 @@ __all__ = [
     "Gen3Client",
     "Gen3Credentials",
     "GraphQLError",
+    "IndexPendingError",
+    "IndexRecordConflictError",
     "InsecureCredentialsWarning",
     "Project",
     "SubmissionError",
@@ -44,6 +51,8 @@ _EXPORTS = {
     "InsecureCredentialsWarning": "._auth",
     "gen3_credentials": "._auth",
     "GraphQLError": "._errors",
+    "IndexPendingError": "._errors",
+    "IndexRecordConflictError": "._errors",
     "SubmissionError": "._errors",
     "EntityOutcome": "._models",
     "Export": "._models",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import types
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,10 +27,13 @@ from .._core.secrets import Secret, redact_url
 from ..auth import check_credential_url
 from ..config import ClientConfig
 from ..errors import (
+    AuthenticationError,
+    BadRequestError,
     ChecksumMismatchError,
     ConfigurationError,
     ConflictError,
     NotFoundError,
+    PermissionDeniedError,
     ResponseFormatError,
     ScibindError,
     ServerError,
@@ -122,6 +126,30 @@ def _md5_of(record: Record) -> str | None:
 
 def _size_of(record: Record) -> int | None:
     return record.size if isinstance(record.size, int) else None
+
+
+def _is_blank(record: Record) -> bool:
+    """Whether a record is still blank as indexd sees it (no size and no hashes)."""
+    return not _size_of(record) and not record.hashes.to_dict()
+
+
+def _verified(
+    record: Record, guid: str, name: str, md5: str, size: int, location: str | None
+) -> Record:
+    """``record`` if it describes the uploaded object (md5, size and, when known, its location)."""
+    from ._errors import IndexRecordConflictError
+
+    have, have_size = _md5_of(record), _size_of(record)
+    if have is None or have.lower() != md5.lower():
+        raise ChecksumMismatchError(f"{name}: index record md5", expected=md5, actual=have)
+    if have_size is not None and have_size != size:
+        raise ChecksumMismatchError(
+            f"{name}: index record size", expected=str(size), actual=str(have_size)
+        )
+    urls = [str(u) for u in record.urls]
+    if location and urls and location not in urls:
+        raise IndexRecordConflictError(name, guid, "urls", location, ", ".join(urls))
+    return record
 
 
 def _storage_location(bucket: str | None, presigned: str | None, key: str) -> str | None:
@@ -851,6 +879,7 @@ class _Gen3Ops:
         part_size: int = DEFAULT_PART_SIZE,
         parallel: int = 4,
         progress: ProgressCallback | None = None,
+        index_wait: float = 60.0,
     ) -> fx.Op[Record]:
         """Upload a new file; returns its index record with md5, size (and URL) filled in.
 
@@ -871,10 +900,23 @@ class _Gen3Ops:
         if use_multipart and size > 0:
             return (
                 yield from self._upload_multipart(
-                    p, name, size, tracker, authz, bucket, expires_in, part_size, parallel
+                    p,
+                    name,
+                    size,
+                    tracker,
+                    authz,
+                    bucket,
+                    expires_in,
+                    part_size,
+                    parallel,
+                    index_wait,
                 )
             )
-        return (yield from self._upload_single(p, name, size, tracker, authz, bucket, expires_in))
+        return (
+            yield from self._upload_single(
+                p, name, size, tracker, authz, bucket, expires_in, index_wait
+            )
+        )
 
     def upload_events(self, path: str | os.PathLike[str], **options: Any) -> EventStream[Record]:
         """:meth:`upload` as a stream of progress events (``for``/``async for``); then ``.result``."""
@@ -895,6 +937,7 @@ class _Gen3Ops:
         authz: Sequence[str] | None,
         bucket: str | None,
         expires_in: int | None,
+        index_wait: float,
     ) -> fx.Op[Record]:
         from scibind_generated.gen3_fence.api.data import create_upload
         from scibind_generated.gen3_fence.models import UploadRequest, UploadResponse
@@ -943,7 +986,7 @@ class _Gen3Ops:
         tracker.emit("verifying")
         guid = str(created.guid)
         location = _storage_location(bucket, str(created.url), f"{guid}/{name}")
-        record = yield from self._finalize(guid, md5, size, location, name)
+        record = yield from self._finalize(guid, md5, size, location, name, index_wait)
         tracker.emit("done")
         return record
 
@@ -973,6 +1016,7 @@ class _Gen3Ops:
         expires_in: int | None,
         part_size: int,
         parallel: int,
+        index_wait: float,
     ) -> fx.Op[Record]:
         from ..transfers.checksums import file_digest, multipart_plan
         from ..transfers.journal import upload_journal
@@ -1010,6 +1054,7 @@ class _Gen3Ops:
                     bucket,
                     expires_in,
                     parallel,
+                    index_wait,
                 )
             )
         except (NotFoundError, ServerError) as exc:
@@ -1033,6 +1078,7 @@ class _Gen3Ops:
                 bucket,
                 expires_in,
                 parallel,
+                index_wait,
             )
         )
 
@@ -1050,6 +1096,7 @@ class _Gen3Ops:
         bucket: str | None,
         expires_in: int | None,
         parallel: int,
+        index_wait: float,
     ) -> fx.Op[Record]:
         from scibind_generated.gen3_fence.api.data import (
             complete_multipart_upload,
@@ -1113,46 +1160,82 @@ class _Gen3Ops:
         yield fx.Call(_fence(complete_multipart_upload), {"body": complete})
         location = journal.data.get("location") or _storage_location(bucket, None, key)
         journal.delete()
-        record = yield from self._finalize(guid, md5, size, location, name)
+        record = yield from self._finalize(guid, md5, size, location, name, index_wait)
         tracker.emit("done")
         return record
 
     def _finalize(
-        self, guid: str, md5: str, size: int, location: str | None, name: str
+        self,
+        guid: str,
+        md5: str,
+        size: int,
+        location: str | None,
+        name: str,
+        index_wait: float,
     ) -> fx.Op[Record]:
         """Check the index record against what was sent; fill it when it is still blank.
 
         Gen3's indexing job normally fills a new record once the object lands. When it has not (yet), the
-        record is filled here with md5, size and the object's location, so the file is usable at once; the
-        job's own update then finds nothing left to do.
+        record is filled here with md5, size and the object's location, so the file is usable at once.
+        indexd refuses to fill a record that is no longer blank (400, before it looks at ``rev``): that is
+        the job having been first, or a repeat of this PUT whose answer was lost; the record is then read
+        and accepted if it describes the upload. A stale ``rev`` on a record still blank (409) is read
+        again and retried. Without the right to fill it (401/403: indexd ``update`` or ``file_upload``),
+        the client waits up to ``index_wait`` seconds for the job (:class:`IndexPendingError` after that).
         """
         from scibind_generated.gen3_indexd.api.index import update_blank_record
         from scibind_generated.gen3_indexd.models import BlankRecordUpdate
 
+        body = BlankRecordUpdate.from_dict(
+            {"size": size, "hashes": {"md5": md5}, **({"urls": [location]} if location else {})}
+        )
         record = yield from self._record(guid)
-        if _md5_of(record) is None:
-            body = BlankRecordUpdate.from_dict(
-                {
-                    "size": size,
-                    "hashes": {"md5": md5},
-                    **({"urls": [location]} if location else {}),
-                }
-            )
+        for _attempt in range(3):
+            if not _is_blank(record):
+                break
             try:
                 yield fx.Call(
                     _indexd(update_blank_record), {"guid": guid, "rev": record.rev, "body": body}
                 )
-            except ConflictError:
-                pass  # filled meanwhile (the indexing job, or a repeat of this PUT): check below
+            except ConflictError:  # the record changed but may still be blank: read, try again
+                record = yield from self._record(guid)
+                continue
+            except BadRequestError:  # "not supported for non-empty record": filled meanwhile?
+                record = yield from self._record(guid)
+                if _is_blank(record):
+                    raise
+                break
+            except (PermissionDeniedError, AuthenticationError) as exc:
+                record = yield from self._await_indexing(guid, name, index_wait, exc)
+                break
             record = yield from self._record(guid)
-        have, have_size = _md5_of(record), _size_of(record)
-        if have is None or have.lower() != md5.lower():
-            raise ChecksumMismatchError(f"{name}: index record md5", expected=md5, actual=have)
-        if have_size is not None and have_size != size:
-            raise ChecksumMismatchError(
-                f"{name}: index record size", expected=str(size), actual=str(have_size)
+            break
+        if _is_blank(record):
+            raise ConflictError(
+                f"{name}: the index record {guid} kept changing while it was being filled",
+                status=409,
+                method="PUT",
+                url=redact_url(f"{self.base_url}/index/index/blank/{guid}"),
             )
-        return record
+        return _verified(record, guid, name, md5, size, location)
+
+    def _await_indexing(
+        self, guid: str, name: str, wait: float, refusal: ScibindError
+    ) -> fx.Op[Record]:
+        """Read the record until the indexing job has filled it, for up to ``wait`` seconds."""
+        from ._errors import IndexPendingError
+
+        deadline = time.monotonic() + max(0.0, wait)
+        delay = 0.5
+        while True:
+            record = yield from self._record(guid)
+            if not _is_blank(record):
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise IndexPendingError(name, guid, refusal)
+            yield fx.Sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
 
     @operation
     def delete_file(self, guid: str) -> fx.Op[None]:

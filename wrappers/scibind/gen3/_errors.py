@@ -15,7 +15,13 @@ from ._auth import fence_message
 if TYPE_CHECKING:
     from ._models import SubmissionResult
 
-__all__ = ["GraphQLError", "SubmissionError", "gen3_error_message"]
+__all__ = [
+    "GraphQLError",
+    "IndexPendingError",
+    "IndexRecordConflictError",
+    "SubmissionError",
+    "gen3_error_message",
+]
 
 _XML_CODE = re.compile(r"<Code>(.*?)</Code>", re.S)
 _XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
@@ -66,4 +72,40 @@ class SubmissionError(ScibindError):
         super().__init__(
             f"{len(result.failed)} of {len(result.failed) + len(result.succeeded)} records "
             f"failed{detail}{aborted}"
+        )
+
+
+class IndexPendingError(ScibindError):
+    """An upload whose bytes are stored but whose index record is still blank, and the client may not fill it.
+
+    Filling a blank record needs indexd ``update`` (or ``file_upload``) rights, which many users do not have;
+    Gen3's indexing job fills the record from the stored object instead, usually within minutes. ``guid`` is
+    the file's GUID (``index_record(guid)`` shows the record once indexed); ``reason`` is the refusal.
+    """
+
+    def __init__(self, name: str, guid: str, reason: ScibindError) -> None:
+        self.guid = guid
+        self.reason = reason
+        status = getattr(reason, "status", None)
+        super().__init__(
+            f"{name} was uploaded as {guid} and its bytes are stored, but its index record is still "
+            f"blank and this client may not fill it (HTTP {status}); Gen3's indexing job fills it: "
+            f"check index_record({guid!r}) later, do not upload again"
+        )
+
+
+class IndexRecordConflictError(ScibindError):
+    """The index record of an upload was filled by someone else with values that do not describe the upload.
+
+    ``field`` is ``size``, ``md5`` or ``urls``; ``expected`` what the upload has, ``actual`` what the record says.
+    """
+
+    def __init__(self, name: str, guid: str, field: str, expected: str, actual: str) -> None:
+        self.guid = guid
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{name}: the index record {guid} was filled with another {field} "
+            f"(expected {expected}, found {actual})"
         )

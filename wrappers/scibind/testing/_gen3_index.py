@@ -1,16 +1,25 @@
-"""The indexd part of the fake Gen3 commons: records, revisions, versions, keyset listing."""
+"""The indexd part of the fake Gen3 commons: records, revisions, versions, keyset listing, URL queries.
+
+Writes are authorized the way indexd does with Fence tokens (an ``Authorizer`` answers arborist's question
+"may the caller do <method> on these resources"); a refusal answers ``denied_status`` with indexd's
+``Permission denied.`` (401 in current indexd, which reports arborist refusals as an authorization error;
+older releases answered 403).
+"""
 
 from __future__ import annotations
 
 import copy
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["IndexStore", "IndexdError"]
+__all__ = ["Authorizer", "IndexStore", "IndexdError"]
+
+Authorizer = Callable[[str, Sequence[str]], bool]
+"""``can(method, resources)``: may the caller do ``method`` on every one of ``resources`` (service indexd)."""
 
 _HASH_PATTERNS = {
     "md5": re.compile(r"^[0-9a-f]{32}$"),
@@ -92,6 +101,11 @@ class IndexStore:
         self.records: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, str] = {}
         self.on_change: Callable[[str], None] | None = None
+        self.denied_status = 401
+
+    def _authorize(self, can: Authorizer | None, method: str, resources: Sequence[str]) -> None:
+        if can is not None and not can(method, list(resources)):
+            raise IndexdError(self.denied_status, "Permission denied.")
 
     # -- helpers ---------------------------------------------------------------------------------
     def mint_guid(self) -> str:
@@ -140,8 +154,10 @@ class IndexStore:
         return record
 
     # -- writes ----------------------------------------------------------------------------------
-    def create(self, body: Any, *, baseid: str | None = None) -> dict[str, Any]:
-        """``POST /index/`` (or a new version when ``baseid`` is given)."""
+    def create(
+        self, body: Any, *, baseid: str | None = None, can: Authorizer | None = None
+    ) -> dict[str, Any]:
+        """``POST /index/`` (or a new version when ``baseid`` is given): ``create`` on the record's authz."""
         if not isinstance(body, Mapping):
             raise IndexdError(400, "body is not a JSON object")
         _unexpected(body, _CREATE_FIELDS)
@@ -158,6 +174,8 @@ class IndexStore:
         hashes = _validate_hashes(body["hashes"])
         if not hashes:
             raise IndexdError(400, "at least one hash is required")
+        if baseid is None:
+            self._authorize(can, "create", _string_list(body, "authz"))
         did = body.get("did") or self.mint_guid()
         if did in self.records:
             raise IndexdError(409, f"did {did} already exists")
@@ -172,11 +190,19 @@ class IndexStore:
         self._changed(did)
         return self.ref(did)
 
-    def create_blank(self, body: Any, *, did: str | None = None) -> dict[str, Any]:
-        """``POST /index/blank/``: a record with only uploader, file name and authz."""
+    def create_blank(
+        self, body: Any, *, did: str | None = None, can: Authorizer | None = None
+    ) -> dict[str, Any]:
+        """``POST /index/blank/``: a record with only uploader, file name and authz (``create`` on the
+        authz, or ``file_upload`` on ``/data_file`` without one)."""
         if not isinstance(body, Mapping):
             raise IndexdError(400, "body is not a JSON object")
         _unexpected(body, {"uploader", "file_name", "authz", "did"})
+        authz = _string_list(body, "authz")
+        if authz:
+            self._authorize(can, "create", authz)
+        else:
+            self._authorize(can, "file_upload", ["/data_file"])
         did = did or body.get("did") or self.mint_guid()
         if did in self.records:
             raise IndexdError(409, f"did {did} already exists")
@@ -191,19 +217,24 @@ class IndexStore:
         self._changed(did)
         return self.ref(did)
 
-    def _check_rev(self, record: Mapping[str, Any], rev: str | None) -> None:
-        if rev is None:
-            raise IndexdError(400, "no revision specified")
-        if rev != record["rev"]:
-            raise IndexdError(409, "revision mismatch")
+    def add_version(self, guid: str, body: Any, *, can: Authorizer | None = None) -> dict[str, Any]:
+        """``POST /index/<guid>``: a new record sharing ``guid``'s base id (``update`` on old and new authz)."""
+        record = self.get(guid)
+        new_authz = _string_list(body, "authz") if isinstance(body, Mapping) else []
+        self._authorize(can, "update", [*record["authz"], *new_authz])
+        return self.create(body, baseid=record["baseid"])
 
-    def update(self, guid: str, rev: str | None, body: Any) -> dict[str, Any]:
-        """``PUT /index/<guid>?rev=``: change the mutable fields."""
+    def update(
+        self, guid: str, rev: str | None, body: Any, *, can: Authorizer | None = None
+    ) -> dict[str, Any]:
+        """``PUT /index/<guid>?rev=``: change the mutable fields (``update`` on the old and new authz)."""
         record = self.get(guid)
         if not isinstance(body, Mapping):
             raise IndexdError(400, "body is not a JSON object")
         _unexpected(body, _UPDATE_FIELDS)
-        self._check_rev(record, rev)
+        if rev != record["rev"]:
+            raise IndexdError(409, "revision mismatch")
+        self._authorize(can, "update", [*record["authz"], *_string_list(body, "authz")])
         for name in ("urls", "acl", "authz"):
             if name in body:
                 record[name] = _string_list(body, name)
@@ -213,19 +244,35 @@ class IndexStore:
         self._changed(guid)
         return self.ref(guid)
 
-    def update_blank(self, guid: str, rev: str | None, body: Any) -> dict[str, Any]:
-        """``PUT /index/blank/<guid>?rev=``: fill hashes, size, URLs (and authz)."""
+    def update_blank(
+        self, guid: str, rev: str | None, body: Any, *, can: Authorizer | None = None
+    ) -> dict[str, Any]:
+        """``PUT /index/blank/<guid>?rev=``: fill hashes, size, URLs (and authz) of a blank record.
+
+        In indexd's order: an unknown GUID is 404; a record that already has a size or hashes is refused
+        with 400 before the revision is looked at; then a stale ``rev`` is 409; then the caller needs
+        ``update`` on the old and new authz (when the body sets authz), else ``file_upload`` on
+        ``/data_file``.
+        """
         record = self.get(guid)
+        if record["size"] or record["hashes"]:
+            raise IndexdError(400, "update api is not supported for non-empty record!")
+        if rev != record["rev"]:
+            raise IndexdError(409, "revision mismatch")
         if not isinstance(body, Mapping):
             raise IndexdError(400, "body is not a JSON object")
         _unexpected(body, {"size", "hashes", "urls", "authz"})
-        self._check_rev(record, rev)
         for name in ("size", "hashes"):
             if name not in body:
                 raise IndexdError(400, f"'{name}' is a required property")
+        new_authz = _string_list(body, "authz")
+        if can is not None:
+            allowed = bool(new_authz) and can("update", [*record["authz"], *new_authz])
+            if not allowed:
+                self._authorize(can, "file_upload", ["/data_file"])
         self.fill(guid, hashes=_validate_hashes(body["hashes"]), size=body["size"],
                   urls=_string_list(body, "urls") or None,
-                  authz=_string_list(body, "authz") if "authz" in body else None)  # fmt: skip
+                  authz=new_authz if "authz" in body else None)  # fmt: skip
         return self.ref(guid)
 
     def fill(
@@ -249,10 +296,14 @@ class IndexStore:
         self._touch(record)
         self._changed(guid)
 
-    def delete(self, guid: str, rev: str | None) -> None:
-        """``DELETE /index/<guid>?rev=``."""
+    def delete(self, guid: str, rev: str | None, *, can: Authorizer | None = None) -> None:
+        """``DELETE /index/<guid>?rev=`` (``delete`` on the record's authz)."""
+        if rev is None:
+            raise IndexdError(400, "no revision specified")
         record = self.get(guid)
-        self._check_rev(record, rev)
+        if rev != record["rev"]:
+            raise IndexdError(409, "revision mismatch")
+        self._authorize(can, "delete", record["authz"])
         self.remove(guid)
 
     def remove(self, guid: str) -> None:
@@ -298,6 +349,44 @@ class IndexStore:
         if not isinstance(ids, list):
             raise IndexdError(400, "ids is not a list")
         return [self.document(i) for i in ids if isinstance(i, str) and i in self.records]
+
+    def query_urls(self, args: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``GET /_query/urls/q``: records (``did``, ``urls``) whose comma-joined URLs contain ``include``
+        and not ``exclude``, optionally only (un)versioned ones, ordered by GUID, ``offset``/``limit``."""
+        known = {"include", "exclude", "versioned", "offset", "limit", "fields"}
+        extra = sorted(set(args) - known)
+        if extra:
+            raise IndexdError(400, f"Unexpected query parameter(s) {extra}")
+        try:
+            offset, limit = int(args.get("offset", 0)), int(args.get("limit", 1000))
+        except ValueError:
+            raise IndexdError(400, "offset and limit must be integers") from None
+        raw = args.get("versioned")
+        versioned = raw.lower() in ("true", "t", "yes", "y") if raw else None
+        include, exclude = args.get("include"), args.get("exclude")
+        fields = set(args.get("fields", "did,urls").split(","))
+        found = []
+        for did in sorted(self.records):
+            record = self.records[did]
+            if not record["urls"]:
+                continue
+            joined = ",".join(record["urls"])
+            if versioned is not None and (record["version"] is not None) != versioned:
+                continue
+            if include and include not in joined:
+                continue
+            if exclude and exclude in joined:
+                continue
+            found.append(record)
+        out = []
+        for record in found[offset : offset + limit]:
+            row: dict[str, Any] = {}
+            if "did" in fields:
+                row["did"] = record["did"]
+            if "urls" in fields:
+                row["urls"] = list(record["urls"])
+            out.append(row)
+        return out
 
     def list(self, args: Mapping[str, list[str]]) -> dict[str, Any]:
         """``GET /index/`` with indexd's query parameters (``args`` maps names to all their values)."""

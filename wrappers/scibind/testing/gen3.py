@@ -28,7 +28,7 @@ import hashlib
 import html
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,7 +39,7 @@ import httpx
 from scibind.testing._base import FakeService, json_response, route
 from scibind.testing._gen3_graph import ApiError, Graph
 from scibind.testing._gen3_graphql import execute
-from scibind.testing._gen3_index import IndexdError, IndexStore
+from scibind.testing._gen3_index import Authorizer, IndexdError, IndexStore
 from scibind.testing._gen3_s3 import FakeStorage, StorageError, StoredObject
 from scibind.testing._gen3_tokens import FakeUser, TokenError, TokenService
 from scibind.testing.gen3_dictionary import BUILTIN_DICTIONARY
@@ -869,7 +869,9 @@ class FakeGen3Commons(FakeService):
         })  # fmt: skip
 
     # -- indexd --------------------------------------------------------------------------------------------
-    def _indexd_writer(self, request: httpx.Request) -> str:
+    def _indexd_writer(self, request: httpx.Request) -> Authorizer:
+        """Who writes: indexd's own HTTP Basic client (may do anything), or a Fence token's user, whose
+        permissions are asked of arborist (here: the user's ``authz``) for service ``indexd``."""
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
             try:
@@ -878,11 +880,19 @@ class FakeGen3Commons(FakeService):
                 raise _Unauthorized("invalid basic authorization header") from None
             if (user, password) != self.indexd_credentials:
                 raise _Unauthorized("username / password mismatch")
-            return user
+            return lambda method, resources: True
         if self._bearer(request) is None:
             raise _Unauthorized("Please provide a username and password, or a bearer token")
         writer, _ = self._user(request)
-        return writer.username
+
+        def can(method: str, resources: Sequence[str]) -> bool:
+            if resources and all(writer.can(r, method, "indexd") for r in resources):
+                return True
+            if writer.can("/services/indexd/admin", method, "indexd"):
+                return True
+            return not resources and writer.can("/programs", method, "indexd")
+
+        return can
 
     def _indexd_route(self, request: httpx.Request, path: str) -> httpx.Response:
         method = request.method
@@ -893,26 +903,32 @@ class FakeGen3Commons(FakeService):
             return json_response({"version": "fake", "commit": "0" * 40})
         if method == "GET" and path == "_stats":
             return json_response(self.index.stats())
+        if method == "GET" and path == "_query/urls/q":
+            return json_response(self.index.query_urls(dict(request.url.params.items())))
         if method == "POST" and path.rstrip("/") == "bulk/documents":
             return json_response(self.index.bulk(_json_body(request)))
         if path in ("index", "index/"):
             if method == "GET":
                 return json_response(self.index.list(_params(request)))
             if method == "POST":
-                self._indexd_writer(request)
-                return json_response(self.index.create(_json_body(request)))
+                can = self._indexd_writer(request)
+                return json_response(self.index.create(_json_body(request), can=can))
         if path.startswith("index/blank"):
             guid = path[len("index/blank") :].strip("/")
-            self._indexd_writer(request)
+            can = self._indexd_writer(request)
             if method == "POST" and not guid:
-                return json_response(self.index.create_blank(_json_body(request) or {}), 201)
+                body = _json_body(request) or {}
+                return json_response(self.index.create_blank(body, can=can), 201)
             if method == "PUT" and guid:
-                return json_response(self.index.update_blank(guid, rev, _json_body(request)))
+                return json_response(
+                    self.index.update_blank(guid, rev, _json_body(request), can=can)
+                )
             if method == "POST" and guid:
                 record = self.index.get(guid)
                 body = _json_body(request) or {}
+                self.index._authorize(can, "update", record["authz"])
                 new = self.index.create_blank(
-                    {k: v for k, v in body.items() if k != "did"}, did=body.get("did")
+                    {k: v for k, v in body.items() if k != "did"}, did=body.get("did"), can=can
                 )
                 new_record = self.index.get(new["did"])
                 new_record["baseid"] = record["baseid"]
@@ -933,17 +949,14 @@ class FakeGen3Commons(FakeService):
                 return json_response(versions[-1])
             if method == "GET":
                 return json_response(self.index.document(rest))
-            self._indexd_writer(request)
+            can = self._indexd_writer(request)
             if method == "PUT":
-                return json_response(self.index.update(rest, rev, _json_body(request)))
+                return json_response(self.index.update(rest, rev, _json_body(request), can=can))
             if method == "DELETE":
-                self.index.delete(rest, rev)
+                self.index.delete(rest, rev, can=can)
                 return _text("", 200, "text/html; charset=utf-8")
             if method == "POST":
-                record = self.index.get(rest)
-                return json_response(
-                    self.index.create(_json_body(request), baseid=record["baseid"])
-                )
+                return json_response(self.index.add_version(rest, _json_body(request), can=can))
         if method == "GET" and path and not path.startswith(("index", "_")):
             return json_response(self.index.resolve(path))
         raise IndexdError(
