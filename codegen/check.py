@@ -150,12 +150,37 @@ def report_text(result: CheckResult, *, show_diffs: bool = True) -> str:
     return "\n".join(lines) if lines else "generated/ is up to date"
 
 
-def main(args: argparse.Namespace) -> int:
-    """``python -m codegen check [SERVICE ...]``."""
+METADATA_NAMES = ("dandi_metadata", "dandi-metadata")
+"""``check dandi_metadata`` checks only the DANDI metadata models (also checked with ``dandi`` and with all)."""
+
+
+def _check_metadata_models(result: CheckResult) -> str | None:
+    """Add the DANDI metadata package's differences (``codegen metadata-models``) to ``result``."""
     try:
-        result = check(list(args.services))
+        import dandischema  # noqa: F401
+    except ImportError:
+        return "dandi_metadata not checked: dandischema is not installed (dev extra)"
+    from codegen.metadata_models import check_package
+
+    found = check_package()
+    for name in ("changed", "missing", "extra"):
+        getattr(result, name).extend(getattr(found, name))
+    result.diffs.update(found.diffs)
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    """``python -m codegen check [SERVICE ...]`` (``dandi`` and ``dandi_metadata`` cover the metadata models)."""
+    names = [n for n in args.services if n not in METADATA_NAMES]
+    try:
+        result = check(names) if names or not args.services else CheckResult()
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    note = None
+    if not args.services or set(args.services) & {"dandi", *METADATA_NAMES}:
+        note = _check_metadata_models(result)
     print(report_text(result))
+    if note:
+        print(note)
     return 0 if result.ok else 1

@@ -3,8 +3,11 @@
 Exports the JSON Schema of dandischema's ``Dandiset``, ``Asset``, ``PublishedDandiset`` and ``PublishedAsset``
 (the same way the archive's ``/schemas/`` endpoint does), merges their definitions into one schema, and runs
 datamodel-code-generator to write :class:`typing.TypedDict` models to
-``generated/scibind_generated/dandi_metadata/``. The output needs neither dandischema nor pydantic at run
-time, and is deterministic: no timestamps, a fixed header, sorted definitions.
+``generated/scibind_generated/dandi_metadata/``. Each top-level model's JSON Schema is also written, as the
+archive serves it, to ``schemas/<Model>.json`` (package data: the fake archive's ``/schemas/`` answers with
+them), and ``_source.py`` records the schema version and the versions the pinned dandischema accepts. The
+output needs neither dandischema nor pydantic at run time, and is deterministic: no timestamps, a fixed
+header, sorted definitions. ``check_package`` regenerates into a temporary directory and compares.
 """
 
 from __future__ import annotations
@@ -12,14 +15,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from codegen.check import CheckResult
 
 __all__ = [
     "TOP_LEVEL_MODELS",
+    "check_package",
     "combined_schema",
     "main",
+    "model_schemas",
     "render",
+    "schema_json",
     "schema_sha256",
     "write_package",
 ]
@@ -30,8 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "generated" / "scibind_generated" / "dandi_metadata"
 
 
-def combined_schema() -> dict[str, Any]:
-    """One JSON Schema whose ``$defs`` hold the four top-level models and everything they use."""
+def model_schemas() -> dict[str, dict[str, Any]]:
+    """Each top-level model's JSON Schema, generated the way the archive's ``/schemas/?model=`` does."""
     from dandischema import models
 
     try:  # the generator the archive itself uses for /schemas/
@@ -39,9 +49,22 @@ def combined_schema() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - older dandischema
         from pydantic.json_schema import GenerateJsonSchema as generator
 
+    return {
+        name: getattr(models, name).model_json_schema(schema_generator=generator)
+        for name in TOP_LEVEL_MODELS
+    }
+
+
+def schema_json(schema: dict[str, Any]) -> str:
+    """How a schema file is written: indented JSON in the schema's own key order, one final newline."""
+    return json.dumps(schema, indent=1, ensure_ascii=False) + "\n"
+
+
+def combined_schema(schemas: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One JSON Schema whose ``$defs`` hold the four top-level models and everything they use."""
     defs: dict[str, Any] = {}
-    for name in TOP_LEVEL_MODELS:
-        schema = getattr(models, name).model_json_schema(schema_generator=generator)
+    for name, full in (schemas or model_schemas()).items():
+        schema = dict(full)
         for key, value in schema.pop("$defs", {}).items():
             if key in defs and defs[key] != value:
                 raise RuntimeError(f"dandischema defines {key!r} differently in two models")
@@ -105,30 +128,72 @@ def _init_source(version: str) -> str:
     return "\n".join(lines)
 
 
-def _source_module(version: str, digest: str, generator: str) -> str:
-    return (
-        '"""Where the generated DANDI metadata models came from (written by `codegen metadata-models`)."""\n'
-        "\n"
-        f'DANDISCHEMA_VERSION = "{version}"\n'
-        f'SCHEMA_SHA256 = "{digest}"\n'
-        f'GENERATOR = "datamodel-code-generator {generator}"\n'
-        "MODELS = [" + ", ".join(f'"{name}"' for name in TOP_LEVEL_MODELS) + "]\n"
-    )
+def _schema_versions() -> dict[str, Any]:
+    """The metadata schema version of the pinned dandischema and the versions it accepts and can target."""
+    from dandischema import consts
+
+    return {
+        "SCHEMA_VERSION": consts.DANDI_SCHEMA_VERSION,
+        "ALLOWED_INPUT_SCHEMAS": list(getattr(consts, "ALLOWED_INPUT_SCHEMAS", [])),
+        "ALLOWED_TARGET_SCHEMAS": list(getattr(consts, "ALLOWED_TARGET_SCHEMAS", [])),
+    }
+
+
+def _source_module(version: str, digest: str, generator: str, versions: dict[str, Any]) -> str:
+    lines = [
+        '"""Where the generated DANDI metadata models came from (written by `codegen metadata-models`)."""',
+        "",
+        f'DANDISCHEMA_VERSION = "{version}"',
+        f'SCHEMA_SHA256 = "{digest}"',
+        f'GENERATOR = "datamodel-code-generator {generator}"',
+        "MODELS = [" + ", ".join(f'"{name}"' for name in TOP_LEVEL_MODELS) + "]",
+        f'SCHEMA_VERSION = "{versions["SCHEMA_VERSION"]}"',
+        '"""The metadata schema version (``schemaVersion``) of the models and of ``schemas/*.json``."""',
+    ]
+    for key, doc in (
+        ("ALLOWED_INPUT_SCHEMAS", "Older schema versions dandischema reads (and migrates)."),
+        ("ALLOWED_TARGET_SCHEMAS", "Older schema versions dandischema can downgrade metadata to."),
+    ):
+        lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in versions[key]) + "]")
+        lines.append(f'"""{doc}"""')
+    return "\n".join(lines) + "\n"
 
 
 def write_package(output: Path = DEFAULT_OUTPUT) -> dict[str, str]:
     """Regenerate the package into ``output``; returns the recorded source facts."""
     from importlib.metadata import version as dist_version
 
-    schema = combined_schema()
+    schemas = model_schemas()
+    schema = combined_schema(schemas)
     ds_version = dist_version("dandischema")
     gen_version = dist_version("datamodel-code-generator")
     digest = schema_sha256(schema)
     output.mkdir(parents=True, exist_ok=True)
     (output / "models.py").write_text(render(schema, ds_version))
     (output / "__init__.py").write_text(_init_source(ds_version))
-    (output / "_source.py").write_text(_source_module(ds_version, digest, gen_version))
+    (output / "_source.py").write_text(
+        _source_module(ds_version, digest, gen_version, _schema_versions())
+    )
+    schema_dir = output / "schemas"
+    schema_dir.mkdir(exist_ok=True)
+    for stale in schema_dir.glob("*.json"):
+        if stale.stem not in schemas:
+            stale.unlink()
+    for name, model_schema in schemas.items():
+        (schema_dir / f"{name}.json").write_text(schema_json(model_schema), encoding="utf-8")
     return {"dandischema": ds_version, "schema_sha256": digest, "generator": gen_version}
+
+
+def check_package(output: Path = DEFAULT_OUTPUT) -> CheckResult:
+    """Regenerate into a temporary directory and compare with ``output`` (changed, missing, extra files)."""
+    from codegen.check import CheckResult, compare_trees
+
+    result = CheckResult()
+    with tempfile.TemporaryDirectory(prefix="scibind-metadata-") as tmp:
+        fresh = Path(tmp) / output.name
+        write_package(fresh)
+        compare_trees(output, fresh, f"{output.parent.name}/{output.name}", result)
+    return result
 
 
 def main(args: argparse.Namespace | None = None) -> int:

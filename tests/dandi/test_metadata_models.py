@@ -134,3 +134,56 @@ def test_structural_check_can_fail() -> None:
     problems = _check(document, dm.Asset)
     assert "$.notAField: not a field of Asset" in problems
     assert "$.path: required" in problems
+
+
+# -- the JSON Schemas shipped as package data ---------------------------------------------------------------
+SCHEMAS = Path(dm.__file__).parent / "schemas"
+
+
+@pytest.mark.parametrize("name", ["Dandiset", "Asset", "PublishedDandiset", "PublishedAsset"])
+def test_schemas_are_package_data(name: str) -> None:
+    schema = json.loads((SCHEMAS / f"{name}.json").read_text())
+    assert schema["type"] == "object" and schema["required"]
+    assert schema["properties"]["schemaVersion"]["default"] == _source.SCHEMA_VERSION
+    assert set(schema["required"]) <= set(typing.get_type_hints(getattr(dm, name)))
+
+
+def test_schemas_are_what_dandischema_exports() -> None:
+    pytest.importorskip("dandischema")
+    from codegen.metadata_models import model_schemas, schema_json
+
+    for name, schema in model_schemas().items():
+        assert (SCHEMAS / f"{name}.json").read_text() == schema_json(schema), name
+
+
+def test_check_covers_the_schemas(tmp_path: Path) -> None:
+    pytest.importorskip("dandischema")
+    import shutil
+
+    from codegen.metadata_models import check_package
+
+    copy = tmp_path / "dandi_metadata"
+    shutil.copytree(SCHEMAS.parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert check_package(copy).ok
+    edited = json.loads((copy / "schemas" / "Asset.json").read_text())
+    edited["required"].remove("path")
+    (copy / "schemas" / "Asset.json").write_text(json.dumps(edited))
+    (copy / "schemas" / "Old.json").write_text("{}")
+    (copy / "schemas" / "Dandiset.json").unlink()
+    result = check_package(copy)
+    prefix = f"{tmp_path.name}/dandi_metadata/schemas"
+    assert result.changed == [f"{prefix}/Asset.json"]
+    assert result.missing == [f"{prefix}/Dandiset.json"]
+    assert result.extra == [f"{prefix}/Old.json"]
+
+
+def test_fake_archive_serves_the_schemas_without_dandischema() -> None:
+    code = (
+        "import sys, json, httpx; sys.modules['dandischema'] = None\n"
+        "from scibind.testing.dandi import FakeDandiArchive\n"
+        "fake = FakeDandiArchive()\n"
+        "r = fake.handle(httpx.Request('GET', fake.url('/schemas/?model=PublishedDandiset')))\n"
+        "print(r.status_code, json.loads(r.content)['title'], 'pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["200", "Dandiset", "False"]

@@ -1173,12 +1173,10 @@ class FakeDandiArchive(FakeService):
             raise _field_errors({"model": ["This field is required."]})
         if model not in names:
             raise _field_errors({"model": [f'"{model}" is not a valid choice.']})
-        try:  # the real JSON Schema when the (dev-only) dandischema is installed
-            from dandischema import models
+        # the JSON Schemas codegen exported from the pinned dandischema, shipped as package data
+        from scibind.dandi._schemas import metadata_schema
 
-            return json_response(getattr(models, model).model_json_schema())
-        except ImportError:
-            return json_response({"title": model, "type": "object"})
+        return json_response(metadata_schema(model))
 
     # ============================================================================ api: auth and users
     @route("GET", r"/auth/token/")
