@@ -132,7 +132,12 @@ class RateLimitedError(APIError):
 
 
 class ServerError(APIError):
-    """5xx after retries ran out."""
+    """5xx after retries ran out; ``retry_after`` is the server's last ``Retry-After`` hint in seconds, if any
+    (a 503 may carry one)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class ResponseFormatError(APIError):

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import attrs
 import httpx
 
-from .effects import Blocking, Call, Op, Parallel, Request, Sleep, Stream
+from ..config import ClientConfig
+from .effects import Blocking, Call, GetConfig, Op, Parallel, Request, Sleep, Stream
 from .responses import (
     ErrorMessage,
     check_response,
@@ -151,10 +152,18 @@ class SyncDriver:
 
     is_async = False
 
-    def __init__(self, client: httpx.Client, runtime: Runtime, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        runtime: Runtime,
+        max_concurrency: int,
+        config: ClientConfig | None = None,
+    ) -> None:
         self.client = client
         self.runtime = runtime
         self.max_concurrency = max_concurrency
+        self.config = config or ClientConfig(max_concurrency=max_concurrency)
+        """What :class:`~scibind._core.effects.GetConfig` returns (the facade's configuration)."""
 
     def run(self, op: Op[T]) -> T:
         """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""
@@ -203,6 +212,8 @@ class SyncDriver:
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
             return None
+        if isinstance(effect, GetConfig):
+            return self.config
         raise TypeError(f"operation yielded {effect!r}, which is not an effect")
 
     def _stream(self, effect: Stream) -> httpx.Response:
@@ -274,10 +285,18 @@ class AsyncDriver:
 
     is_async = True
 
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        max_concurrency: int,
+        config: ClientConfig | None = None,
+    ) -> None:
         self.client = client
         self.runtime = runtime
         self.max_concurrency = max_concurrency
+        self.config = config or ClientConfig(max_concurrency=max_concurrency)
+        """What :class:`~scibind._core.effects.GetConfig` returns (the facade's configuration)."""
 
     async def run(self, op: Op[T]) -> T:
         """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""
@@ -330,6 +349,8 @@ class AsyncDriver:
 
             await asyncio.sleep(effect.seconds)
             return None
+        if isinstance(effect, GetConfig):
+            return self.config
         raise TypeError(f"operation yielded {effect!r}, which is not an effect")
 
     async def _stream(self, effect: Stream) -> httpx.Response:

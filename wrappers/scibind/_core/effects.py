@@ -17,6 +17,7 @@ __all__ = [
     "Blocking",
     "Call",
     "Effect",
+    "GetConfig",
     "Op",
     "Parallel",
     "Request",
@@ -111,7 +112,13 @@ class Sleep:
     seconds: float
 
 
-Effect: TypeAlias = Call | Request | Stream | Parallel | Blocking | Sleep
+@attrs.frozen
+class GetConfig:
+    """Ask for the client's :class:`~scibind.config.ClientConfig` (e.g. the ``RetryPolicy`` that governs how a
+    transfer continues after a failure); returns it, no I/O."""
+
+
+Effect: TypeAlias = Call | Request | Stream | Parallel | Blocking | Sleep | GetConfig
 
 
 # An operation: yields effects, receives their results, returns T.

@@ -89,10 +89,9 @@ def error_for_status(
         "body": text,
         "code": code,
     }
-    if cls is errors.RateLimitedError:
-        return errors.RateLimitedError(
-            text, retry_after=parse_retry_after(response.headers.get("Retry-After")), **common
-        )
+    if issubclass(cls, errors.RateLimitedError | errors.ServerError):
+        hint = parse_retry_after(response.headers.get("Retry-After"))
+        return cls(text, retry_after=hint, **common)
     return cls(text, **common)
 
 
@@ -177,13 +176,16 @@ def translate_exception(exc: Exception, request: httpx.Request | None) -> Except
     if isinstance(exc, errors.ScibindError):
         return exc
     if isinstance(exc, RetryAfterTooLong):
-        return errors.RateLimitedError(
-            f"server asked to retry after {exc.retry_after:.0f}s, longer than the policy allows",
-            retry_after=exc.retry_after,
-            status=exc.response.status_code,
-            method=method,
-            url=url,
+        status = exc.response.status_code
+        message = (
+            f"server asked to retry after {exc.retry_after:.0f}s, longer than the policy allows"
         )
+        if status == 429 or status >= 500:  # a 503 stays a ServerError, with the hint
+            hinted = errors.RateLimitedError if status == 429 else errors.ServerError
+            return hinted(
+                message, retry_after=exc.retry_after, status=status, method=method, url=url
+            )
+        return errors.APIError(message, status=status, method=method, url=url)
     if isinstance(exc, BodyTooLarge):
         return errors.ResponseTooLargeError(str(exc), method=method, url=url)
     if isinstance(exc, BudgetExceeded):

@@ -35,6 +35,7 @@ __all__ = [
     "AsyncRetryTransport",
     "RetryState",
     "RetryTransport",
+    "backoff_delay",
     "is_rewindable",
     "parse_retry_after",
 ]
@@ -83,6 +84,15 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
+
+
+def backoff_delay(
+    policy: RetryPolicy, attempt: int, rand: Callable[[], float] = random.random
+) -> float:
+    """The wait after failed attempt number ``attempt`` (1-based): ``backoff_base * 2**(attempt-1)`` capped at
+    ``backoff_max``, of which the ``jitter`` fraction is random. Shared by the transport and transfer loops."""
+    ceiling = min(policy.backoff_max, policy.backoff_base * (2 ** max(attempt - 1, 0)))
+    return float(ceiling * (1 - policy.jitter) + ceiling * policy.jitter * rand())
 
 
 def is_rewindable(request: httpx.Request) -> bool:
@@ -135,9 +145,7 @@ class RetryState:
 
     def backoff(self) -> float:
         """Exponential backoff with jitter for the attempt just made."""
-        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * (2 ** (self.attempt - 1)))
-        jitter = self.policy.jitter
-        return float(ceiling * (1 - jitter) + ceiling * jitter * self.rand())
+        return backoff_delay(self.policy, self.attempt, self.rand)
 
     def _fits(self, delay: float) -> bool:
         return delay < self.remaining()

@@ -17,7 +17,7 @@ from ._base import Id, _data, _ep, _int, _MidasBase, _target
 from ._wire import UPLOAD_FAILED, MidasTransferError
 
 if TYPE_CHECKING:
-    from scibind_generated.midas.models import ItemDetail
+    from scibind_generated.midas.models import Item, ItemDetail
 
     from ..transfers.download import Existing
     from ..transfers.progress import ProgressCallback, ProgressTracker
@@ -165,11 +165,13 @@ class _TransferOps(_MidasBase):
         target: Path,
         progress: ProgressCallback | None,
         existing: Existing,
-        retries: int = 5,
+        retries: int | None = None,
     ) -> fx.Op[Path]:
-        """Stream to a partial file, asking for ``offset=<bytes we have>`` after a break; verify; rename."""
+        """Stream to a partial file, asking for ``offset=<bytes we have>`` after a break (as the client's
+        ``RetryPolicy`` allows, see :mod:`scibind.transfers.continuation`); verify; rename."""
         from ..transfers.checksums import file_digest, new_hasher, verify
-        from ..transfers.download import partial_paths
+        from ..transfers.continuation import continuation
+        from ..transfers.download import CONTINUABLE, partial_paths
         from ..transfers.journal import Journal
         from ..transfers.progress import ProgressTracker
 
@@ -194,22 +196,24 @@ class _TransferOps(_MidasBase):
             partial.write_bytes(b"")
             journal.update(expected=identity)
         md5 = yield fx.Blocking(_md5_prefix, (partial,))
-        tracker.add(partial.stat().st_size)
+        have = partial.stat().st_size
+        tracker.add(have)
         tracker.emit("downloading")
-        failures = 0
-        while True:
-            start = partial.stat().st_size
-            if size is not None and start >= size:
-                break
+        resume = yield from continuation(have, limit=retries, label=name)
+        while size is None or have < size:
+            start = have
             url = yield from self._redirect(
                 "bitstreams.download_bitstream", id=int(bitstream_id), offset=start or None
             )
             check = _OffsetCheck(start, size)
+            failure: Exception | None = None
             with open(partial, "ab") as f:
 
                 def sink(chunk: bytes, f: Any = f, h: Any = md5) -> None:
+                    nonlocal have
                     f.write(chunk)
                     h.update(chunk)
+                    have += len(chunk)
                     tracker.add(len(chunk))
 
                 try:
@@ -218,19 +222,18 @@ class _TransferOps(_MidasBase):
                     f.truncate(0)
                     md5 = new_hasher("md5")
                     tracker.add(-start)
+                    have = 0
                     continue
-                except (errors.ConnectionError, errors.TimeoutError, errors.ServerError):
-                    failures += 1
-                    if failures > retries:
-                        raise
-                    yield fx.Sleep(min(8.0, 0.25 * 2**failures))
-                    continue
+                except CONTINUABLE as exc:
+                    failure = exc
+            if failure is not None:
+                yield from resume.wait(failure, have, retried=not check.answered)
+                continue
             if size is None:
                 break
-            if partial.stat().st_size == start:
-                failures += 1
-                if failures > retries:
-                    raise errors.TransferError(f"download of {name} made no progress")
+            if have == start:
+                failure = errors.TransferError(f"download of {name} made no progress")
+                yield from resume.wait(failure, have)
         tracker.emit("verifying")
         try:
             got = partial.stat().st_size
@@ -321,7 +324,7 @@ class _TransferOps(_MidasBase):
         new_revision: bool = False,
         changes: str | None = None,
         progress: ProgressCallback | None = None,
-        retries: int = 5,
+        retries: int | None = None,
     ) -> fx.Op[UploadResult]:
         """Upload a local file into an item (``item_id``) or as a new item of a folder (``folder_id``).
 
@@ -332,6 +335,9 @@ class _TransferOps(_MidasBase):
         ``new_revision`` makes a new revision instead of adding to the last one. An upload that was
         interrupted (even by a killed process) continues with its token from the server's offset when called
         again with the same file and target (the token is kept in an upload journal).
+
+        How often and after how long a broken upload continues is the client's ``RetryPolicy`` (see
+        :mod:`scibind.transfers.continuation`); ``retries`` optionally caps the number of continuations.
         """
         from ..transfers.checksums import file_digest
         from ..transfers.journal import upload_journal
@@ -377,7 +383,7 @@ class _TransferOps(_MidasBase):
         revision = None if new_revision else "head"
         if token and resumed:
             try:
-                sent = yield from self._perform(
+                sent, _ = yield from self._perform(
                     token, source, name, size, revision, changes, tracker, retries, resume=True
                 )
             except MidasTransferError as exc:
@@ -389,7 +395,7 @@ class _TransferOps(_MidasBase):
                     journal.update(token=token, item_id=int(item_id))
                 resumed = False
         if token and not resumed:
-            sent = yield from self._perform(
+            sent, _ = yield from self._perform(
                 token, source, name, size, revision, changes, tracker, retries
             )
         elif not token:
@@ -401,6 +407,44 @@ class _TransferOps(_MidasBase):
         tracker.emit("done")
         return UploadResult(detail, md5, size, deduplicated=not token, bytes_sent=sent)
 
+    @operation
+    def perform_upload(
+        self,
+        upload_token: str,
+        filename: str,
+        *,
+        filepath: str | os.PathLike[str] | None = None,
+        revision: str | int | None = "head",
+        changes: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> fx.Op[Item]:
+        """Send the bytes of an upload started with :meth:`generate_upload_token` (pydas: ``perform_upload``).
+
+        Streams ``filepath`` (default: ``filename``) from disk, beginning at the server's offset
+        (:meth:`get_upload_offset`), so a call repeated after an interruption sends only the rest; a break
+        during the call continues from the server's offset as the client's ``RetryPolicy`` allows.
+        ``revision``: ``"head"`` adds the file to the item's last revision, a number to that revision, ``None``
+        makes a new revision (with ``changes`` as its message). Returns the item.
+        """
+        from ..transfers.progress import ProgressTracker
+
+        source = Path(filepath if filepath is not None else filename)
+        size = source.stat().st_size
+        tracker = ProgressTracker(filename, size, progress, "uploading")
+        _, item = yield from self._perform(
+            upload_token,
+            source,
+            filename,
+            size,
+            str(revision) if revision is not None else None,
+            changes,
+            tracker,
+            None,
+            resume=True,
+        )
+        tracker.emit("done")
+        return item
+
     def _perform(
         self,
         token: str,
@@ -410,16 +454,19 @@ class _TransferOps(_MidasBase):
         revision: str | None,
         changes: str | None,
         tracker: ProgressTracker,
-        retries: int,
+        retries: int | None,
         resume: bool = False,
-    ) -> fx.Op[int]:
-        """PUT the bytes from ``offset`` on; resume from the server's offset after a break. Returns bytes sent.
+    ) -> fx.Op[tuple[int, Item]]:
+        """PUT the bytes from ``offset`` on; after a break continue from the server's offset, as the client's
+        ``RetryPolicy`` allows. Returns the bytes sent and the item.
 
         ``resume``: the upload was started earlier (a journaled token): begin at the server's offset.
+        The server appends what arrives, so the transport never repeats this PUT: every failure is counted
+        here (a failure without progress, i.e. the offset did not move, against ``max_attempts``).
         """
-        from scibind_generated.midas.models import PerformUploadResponse
         from scibind_generated.midas.types import UNSET, File
 
+        from ..transfers.continuation import continuation
         from ..transfers.streams import FileSliceStream
 
         ep = _ep("uploads.perform_upload")
@@ -432,10 +479,11 @@ class _TransferOps(_MidasBase):
             changes=changes if changes is not None else UNSET,
         )
         tracker.emit("uploading")
-        offset, sent, failures = 0, 0, 0
+        offset, sent = 0, 0
         if resume:
             offset = yield from self._offset(token)
             tracker.add(offset)
+        again = yield from continuation(offset, limit=retries, label=name)
         while True:
             counted = [0]
 
@@ -469,19 +517,36 @@ class _TransferOps(_MidasBase):
                 sent += counted[0]
                 if isinstance(exc, MidasTransferError) and exc.code != UPLOAD_FAILED:
                     raise
-                failures += 1
-                if failures > retries:
+                if again.capped():
                     raise
                 have = yield from self._offset(token)
                 tracker.add(have - offset - counted[0])  # count only what the server kept
-                if have <= offset:
-                    hint = exc.retry_after if isinstance(exc, errors.RateLimitedError) else None
-                    yield fx.Sleep(min(8.0, hint if hint is not None else 0.25 * 2**failures))
                 offset = have
+                yield from again.wait(exc, have)
                 continue
             sent += counted[0]
-            PerformUploadResponse.from_dict(resp.json())  # a well-formed answer, or a clear error
-            return sent
+            return sent, _uploaded_item(resp)
+
+
+def _uploaded_item(response: httpx.Response) -> Item:
+    """The item in ``midas.upload.perform``'s answer, or a :class:`~scibind.errors.ResponseFormatError`."""
+    from scibind_generated.midas.models import PerformUploadResponse
+    from scibind_generated.midas.types import Unset
+
+    from .._core.responses import format_error, json_body
+    from .._core.validate import check_parsed
+
+    body = json_body(response)
+    try:
+        answer = PerformUploadResponse.from_dict(body)
+        check_parsed(answer)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise format_error(
+            response.request, "response does not match the API schema", exc
+        ) from None
+    if isinstance(answer.data, Unset):
+        raise format_error(response.request, "the answer holds no item")
+    return answer.data
 
 
 def _md5_prefix(path: Path) -> Any:
@@ -510,8 +575,10 @@ class _OffsetCheck:
     def __init__(self, start: int, size: int | None) -> None:
         self.start = start
         self.size = size
+        self.answered = False  # the response arrived: a failure after this one is mid-body
 
     def __call__(self, response: httpx.Response) -> None:
+        self.answered = True
         if response.status_code != 200:
             raise errors.TransferError(f"unexpected status {response.status_code} for a download")
         length = response.headers.get("Content-Length")

@@ -8,8 +8,11 @@
 * large files are split into ranges fetched concurrently; when the expected digest is an S3 multipart ETag
   (DANDI's ``dandi-etag``) the ranges follow its part boundaries and each worker hashes its own range, so
   verification costs no extra pass;
-* a broken connection resumes the range where it stopped (``Range: bytes=N-``); an interrupted download resumes
-  from the partial file after re-checking the ranges it already has;
+* a broken connection resumes the range where it stopped (``Range: bytes=N-``), as the client's
+  :class:`~scibind.config.RetryPolicy` allows (:mod:`scibind.transfers.continuation`: failures without
+  progress bounded by ``max_attempts``, time without progress by ``budget``, waits with backoff or
+  ``Retry-After``); an interrupted download resumes from the partial file after re-checking the ranges it
+  already has;
 * presigned URLs are fetched without credentials; an expired one (403) is resolved again once.
 """
 
@@ -36,6 +39,7 @@ from .checksums import (
     new_hasher,
     verify,
 )
+from .continuation import Continuation, continuation
 from .journal import Journal
 from .progress import ProgressCallback, ProgressTracker
 
@@ -65,14 +69,26 @@ def partial_paths(dest: Path) -> tuple[Path, Path]:
     return partial, partial.with_name(partial.name + ".json")
 
 
+# what a transfer loop may continue after (anything else, e.g. a 404 or a checksum error, ends it)
+CONTINUABLE = (
+    errors.ConnectionError,
+    errors.TimeoutError,
+    errors.ServerError,
+    errors.RateLimitedError,
+)
+
+
 class _Range:
-    """Refuses a response whose body is not the bytes that were asked for."""
+    """Refuses a response whose body is not the bytes that were asked for; ``answered`` tells whether the
+    response arrived (a failure before it came out of the retry transport, after it is mid-body)."""
 
     def __init__(self, start: int, ranged: bool) -> None:
         self.start = start
         self.ranged = ranged
+        self.answered = False
 
     def __call__(self, response: httpx.Response) -> None:
+        self.answered = True
         if not self.ranged:
             if response.status_code != 200:
                 raise errors.TransferError(
@@ -120,13 +136,17 @@ def download_op(
     part_size: int = DEFAULT_PART_SIZE,
     min_parallel_size: int = 2 * DEFAULT_PART_SIZE,
     existing: Existing = "verify",
-    retries: int = 5,
+    retries: int | None = None,
     auth: bool = False,
 ) -> fx.Op[Path]:
     """Download to ``dest`` and return it. ``resolve()`` is an operation yielding the (presigned) URL.
 
     ``auth=True`` sends the client's credentials (for a download URL on the service's own origin, e.g.
     MyTardis); presigned URLs need none, so the default sends nothing.
+
+    A stream cut mid-body continues from where the data stopped, as the client's ``RetryPolicy`` allows
+    (see :mod:`scibind.transfers.continuation`); ``retries`` optionally caps the number of continuations
+    (``None``: the policy alone decides).
 
     Raises :class:`~scibind.errors.ChecksumMismatchError` (partial data discarded) or
     :class:`~scibind.errors.TransferError`; after an interruption, calling again resumes.
@@ -194,12 +214,13 @@ def _single(
     partial: Path,
     expected: Expected,
     tracker: ProgressTracker,
-    retries: int,
+    retries: int | None,
     auth: bool = False,
 ) -> fx.Op[dict[str, str]]:
     """One stream, hashing every requested digest inline; resumes from the partial file's length."""
     algorithms = [a for a in expected.digests if a in ("md5", "sha256", "sha1", "sha512")]
     hashers = {a: new_hasher(a) for a in algorithms}
+    have = 0  # bytes in the partial file
     if partial.exists() and partial.stat().st_size:
         have = partial.stat().st_size
         for algorithm in list(hashers):
@@ -207,19 +228,20 @@ def _single(
         tracker.add(have)
     else:
         partial.write_bytes(b"")
-    failures = 0
+    resume = yield from continuation(have, limit=retries, label=tracker.name)
     renewed = False
-    while True:
-        start = partial.stat().st_size
-        if expected.size is not None and start >= expected.size:
-            break
-        headers = {"Range": f"bytes={start}-"} if start else {}
+    while expected.size is None or have < expected.size:
+        start = have
+        check = _Range(start, bool(start))
+        failure: Exception | None = None
         with open(partial, "ab") as f:
 
             def sink(chunk: bytes, f: Any = f, hashers: dict[str, Any] = hashers) -> None:
+                nonlocal have
                 f.write(chunk)
                 for h in hashers.values():
                     h.update(chunk)
+                have += len(chunk)
                 tracker.add(len(chunk))
 
             try:
@@ -227,15 +249,15 @@ def _single(
                     "GET",
                     url[0],
                     sink,
-                    headers=headers,
+                    headers={"Range": f"bytes={start}-"} if start else {},
                     auth=auth,
-                    on_response=_Range(start, bool(start)),
+                    on_response=check,
                 )
-            except _NoRangeSupport:
+            except _NoRangeSupport:  # start over with one plain stream
                 f.truncate(0)
                 hashers = {a: new_hasher(a) for a in algorithms}
                 tracker.add(-start)
-                headers = {}
+                have = 0
                 continue
             except errors.PermissionDeniedError:
                 if renewed:
@@ -243,18 +265,15 @@ def _single(
                 renewed = True
                 url[0] = yield from resolve()
                 continue
-            except (errors.ConnectionError, errors.TimeoutError, errors.ServerError):
-                failures += 1
-                if failures > retries:
-                    raise
-                yield fx.Sleep(min(8.0, 0.5 * 2**failures))
-                continue
+            except CONTINUABLE as exc:
+                failure = exc
+        if failure is not None:
+            yield from resume.wait(failure, have, retried=not check.answered)
+            continue
         if expected.size is None:
             break
-        if partial.stat().st_size == start:  # the body ended at once: do not spin
-            failures += 1
-            if failures > retries:
-                raise errors.TransferError("download made no progress")
+        if have == start:  # the body ended at once: do not spin
+            yield from resume.wait(errors.TransferError("download made no progress"), have)
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
@@ -274,10 +293,13 @@ def _ranged(
     journal: Journal,
     tracker: ProgressTracker,
     parallel: int,
-    retries: int,
+    retries: int | None,
     auth: bool = False,
 ) -> fx.Op[dict[str, str]]:
-    """Fetch ranges concurrently into a pre-sized partial file; returns the multipart ETag of the parts."""
+    """Fetch ranges concurrently into a pre-sized partial file; returns the multipart ETag of the parts.
+
+    The ranges share one :class:`Continuation`: progress of any range is the transfer's progress, and
+    failures without progress are counted for the transfer as a whole."""
     size = plan[-1].end
     if not partial.exists() or partial.stat().st_size != size:
         with open(partial, "wb") as f:
@@ -293,8 +315,13 @@ def _ranged(
                 digests[part.number] = actual
                 tracker.add(part.size)
     todo = [p for p in plan if p.number not in digests]
+    resume = yield from continuation(0, limit=retries, label=tracker.name)
+    held = dict.fromkeys((p.number for p in todo), 0)  # bytes of each range fetched in this run
     results = yield fx.Parallel(
-        [_fetch_range(url, resolve, partial, p, tracker, retries, journal, auth) for p in todo],
+        [
+            _fetch_range(url, resolve, partial, p, tracker, resume, held, journal, auth)
+            for p in todo
+        ],
         limit=parallel,
     )
     for part, digest in zip(todo, results, strict=True):
@@ -308,13 +335,13 @@ def _fetch_range(
     partial: Path,
     part: Part,
     tracker: ProgressTracker,
-    retries: int,
+    resume: Continuation,
+    held: dict[int, int],
     journal: Journal,
     auth: bool = False,
 ) -> fx.Op[bytes]:
     md5 = hashlib.md5()
     written = 0
-    failures = 0
     renewed = False
     with open(partial, "r+b") as f:
         while written < part.size:
@@ -330,17 +357,19 @@ def _fetch_range(
                 f.write(chunk)
                 md5.update(chunk)
                 written += len(chunk)
+                held[part.number] = written
                 tracker.add(len(chunk))
 
-            headers = {"Range": f"bytes={start}-{part.end - 1}"}
+            check = _Range(start, True)
+            failure: Exception | None = None
             try:
                 yield fx.Stream(
                     "GET",
                     url[0],
                     sink,
-                    headers=headers,
+                    headers={"Range": f"bytes={start}-{part.end - 1}"},
                     auth=auth,
-                    on_response=_Range(start, True),
+                    on_response=check,
                 )
             except errors.PermissionDeniedError:
                 if renewed:
@@ -348,16 +377,14 @@ def _fetch_range(
                 renewed = True
                 url[0] = yield from resolve()
                 continue
-            except (errors.ConnectionError, errors.TimeoutError, errors.ServerError):
-                failures += 1
-                if failures > retries:
-                    raise
-                yield fx.Sleep(min(8.0, 0.5 * 2**failures))
-                continue
-            if written < part.size:  # body ended early without an error: ask for the rest
-                failures += 1
-                if failures > retries:
-                    raise errors.TransferError(f"range {part.number} kept ending early")
+            except CONTINUABLE as exc:
+                failure = exc
+            else:
+                if written < part.size:  # body ended early without an error: ask for the rest
+                    failure = errors.TransferError(f"range {part.number} ended early")
+            if failure is not None:
+                position = sum(held.values())
+                yield from resume.wait(failure, position, retried=not check.answered)
     digest = md5.digest()
     journal.record("parts", str(part.number), digest.hex())
     return digest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -19,7 +20,8 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     Every pass over the stream sends exactly the same bytes, so the retry transport can repeat it
     (``rewindable = True``). ``on_chunk`` is called with each chunk as it is sent, ``on_start`` at the start of
     each pass (so progress can take back the bytes of a failed attempt).
-    Works for sync and async clients; the file is read in ``chunk_size`` pieces, never loaded whole.
+    Works for sync and async clients; the file is read in ``chunk_size`` pieces, never loaded whole. Async
+    iteration opens, seeks and reads in a worker thread, so the event loop never waits for the disk.
     """
 
     rewindable = True
@@ -47,21 +49,46 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         if self.on_start is not None:  # a new pass: a retry starts over
             self.on_start()
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
+        with self._open() as f:
             remaining = self.length
             while remaining > 0:
-                chunk = f.read(min(self.chunk_size, remaining))
-                if not chunk:
-                    raise OSError(f"{self.path} shrank while it was being sent")
+                chunk = self._read(f, remaining)
                 remaining -= len(chunk)
                 if self.on_chunk is not None:
                     self.on_chunk(chunk)
                 yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self:
-            yield chunk
+        import asyncio
+
+        if self.on_start is not None:
+            self.on_start()
+        f = await asyncio.to_thread(self._open)
+        try:
+            remaining = self.length
+            while remaining > 0:
+                chunk = await asyncio.to_thread(self._read, f, remaining)
+                remaining -= len(chunk)
+                if self.on_chunk is not None:
+                    self.on_chunk(chunk)
+                yield chunk
+        finally:
+            f.close()
+
+    def _open(self) -> BinaryIO:
+        f = open(self.path, "rb")  # noqa: SIM115 (closed by the caller)
+        try:
+            f.seek(self.offset)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def _read(self, f: BinaryIO, remaining: int) -> bytes:
+        chunk = f.read(min(self.chunk_size, remaining))
+        if not chunk:
+            raise OSError(f"{self.path} shrank while it was being sent")
+        return chunk
 
     def headers(self) -> dict[str, str]:
         """``Content-Length`` for this slice (httpx cannot infer it from a stream)."""
