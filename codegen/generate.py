@@ -1,8 +1,8 @@
 """Generate ``scibind_generated.<pkg>`` from ``specs/<service>/`` with openapi-python-client.
 
 Per service: normalise (codegen.normalize) -> parse with openapi-python-client -> render with the shared
-config (``codegen/opc.yaml``) and custom templates (``codegen/templates/``) -> header on every file -> ruff
-(pinned, isolated) -> replace ``<output_root>/<pkg>``. Skipped endpoints fail the run unless the service's
+config (``codegen/opc.yaml``) and custom templates (``codegen/templates/``) -> header on every file -> output
+fixups (:func:`drop_fixed_multipart_boundaries`) -> ruff (pinned, isolated) -> replace ``<output_root>/<pkg>``. Skipped endpoints fail the run unless the service's
 overrides allow them. ``generated/codegen.lock`` records inputs and tool versions.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from codegen.walk import iter_operations
 __all__ = [
     "GenerationError",
     "GenerationReport",
+    "drop_fixed_multipart_boundaries",
     "generate_all",
     "generate_service",
     "lock_entry",
@@ -99,6 +101,34 @@ def _add_headers(package_dir: Path, header: str) -> None:
         path.write_text(header + path.read_text(encoding="utf-8"), encoding="utf-8")
 
 
+_FIXED_BOUNDARY = re.compile(
+    r'^[ \t]*headers\["Content-Type"\] = "multipart/form-data; boundary=[^"\n]*"\n', re.MULTILINE
+)
+_ANY_BOUNDARY = re.compile(r'"multipart/[^"\n]*boundary=')
+
+
+def drop_fixed_multipart_boundaries(package_dir: Path) -> int:
+    """Let httpx choose the boundary of multipart bodies; returns how many endpoint modules changed.
+
+    openapi-python-client's endpoint template sets ``Content-Type: multipart/form-data; boundary=+++`` for a
+    multipart body, and httpx then delimits the parts with ``+++``: a file holding ``\\r\\n--+++`` corrupts
+    the request. Without that header httpx picks a random boundary and sets the matching header itself. A
+    boundary still written anywhere afterwards (a generator change this fixup does not know) fails generation.
+    """
+    changed = 0
+    for path in sorted((package_dir / "api").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        fixed, count = _FIXED_BOUNDARY.subn("", text)
+        if count:
+            path.write_text(fixed, encoding="utf-8")
+            changed += 1
+        if _ANY_BOUNDARY.search(fixed):
+            raise GenerationError(
+                f"{path.name}: a multipart boundary is still hard-coded after the boundary fixup"
+            )
+    return changed
+
+
 def _replace_dir(built: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.new"
@@ -124,6 +154,7 @@ def _render(data: Any, config: Any, package_dir: Path, header: str) -> None:
     if hard:
         raise GenerationError(describe(hard[0])[1])
     _add_headers(package_dir, header)
+    drop_fixed_multipart_boundaries(package_dir)
     from openapi_python_client.config import ConfigFile
 
     for hook in ConfigFile.load_from_path(toolchain.OPC_CONFIG).post_hooks or []:

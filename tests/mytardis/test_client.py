@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import inspect
+import io
 import json
 import os
 import re
+import threading
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -400,12 +403,16 @@ async def test_upload_datafile_sends_md5_and_streams(
     assert fake.file_bytes(df.id) == data
     upload = next(r for r in fake.requests if r.method == "POST")
     assert "boundary=+++" not in upload.headers["Content-Type"]
+    assert int(upload.headers["Content-Length"]) == len(upload.content) == sum(spy.sizes)
     meta = json.loads(multipart_field(upload, "json_data"))
     assert meta["md5sum"] == hashlib.md5(data).hexdigest() and meta["size"] == len(data)
     assert meta["dataset"] == f"/api/v1/dataset/{dataset}/"
-    # streamed: many chunks, none near the size of the file
-    assert len(spy.sizes) > 5 and max(spy.sizes) <= 64 * 1024 + 1024
-    assert events[0].phase == "hashing" and events[-1].phase == "done"
+    # the file first, then json_data with the md5 computed while it was sent
+    assert multipart_names(upload) == ["attached_file", "json_data"]
+    # streamed: several chunks, none near the size of the file
+    assert len(spy.sizes) >= 4 and max(spy.sizes) <= 256 * 1024
+    assert events[0].phase == "uploading" and events[-1].phase == "done"
+    assert "hashing" not in {e.phase for e in events}  # one pass: no separate hashing
     assert events[-1].done == len(data)
     # the same directory and filename again: 409
     with pytest.raises(errors.ConflictError):
@@ -510,13 +517,23 @@ async def test_download_needs_download_access(
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-def multipart_field(request: httpx.Request, name: str) -> bytes:
+def multipart_parts(request: httpx.Request) -> list[tuple[str, bytes]]:
     boundary = re.search(r"boundary=([^;]+)", request.headers["Content-Type"]).group(1)  # type: ignore[union-attr]
-    for part in request.content.split(b"--" + boundary.encode()):
+    parts = []
+    for part in (b"\r\n" + request.content).split(b"\r\n--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break
         head, _, body = part.partition(b"\r\n\r\n")
-        if f'name="{name}"'.encode() in head:
-            return body.removesuffix(b"\r\n")
-    raise KeyError(name)
+        parts.append((re.search(rb' name="([^"]*)"', head).group(1).decode(), body))  # type: ignore[union-attr]
+    return parts
+
+
+def multipart_names(request: httpx.Request) -> list[str]:
+    return [name for name, _ in multipart_parts(request)]
+
+
+def multipart_field(request: httpx.Request, name: str) -> bytes:
+    return dict(multipart_parts(request))[name]
 
 
 class ChunkSpy(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -598,3 +615,230 @@ async def test_site_under_a_path_prefix(kind: str, tmp_path: Path) -> None:
     await close(client)
     assert out.read_bytes() == b"abc"
     assert all(r.url.path.startswith("/site/api/v1/") for r in site.requests)
+
+
+# --- single-pass upload ---------------------------------------------------------------------------------------
+class ReadCounter:
+    """Counts opens of one file and the bytes read from it, through any ``open()`` in the process."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+        self.path = path.resolve()
+        self.opens = 0
+        self.bytes = 0
+        self.threads: set[int] = set()
+        """Threads that read from the file."""
+        real_open = builtins.open
+
+        def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            handle = real_open(file, mode, *args, **kwargs)
+            if isinstance(file, str | os.PathLike) and Path(file).resolve() == self.path:
+                self.opens += 1
+                return _CountedFile(handle, self)
+            return handle
+
+        monkeypatch.setattr(builtins, "open", counting_open)
+
+
+class _CountedFile:
+    def __init__(self, handle: Any, counter: ReadCounter) -> None:
+        self._handle = handle
+        self._counter = counter
+
+    def read(self, *args: Any) -> bytes:
+        data: bytes = self._handle.read(*args)
+        self._counter.bytes += len(data)
+        self._counter.threads.add(threading.get_ident())
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n: int = self._handle.readinto(buffer) or 0
+        self._counter.bytes += n
+        self._counter.threads.add(threading.get_ident())
+        return n
+
+    def __enter__(self) -> _CountedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+class DuringUpload(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Hands requests to the fake; while an upload body is read, calls ``action(chunks_so_far)`` per chunk.
+
+    ``action`` may change the file being sent, or raise to break the connection.
+    """
+
+    def __init__(self, fake: FakeMyTardis, action: Callable[[int], None]) -> None:
+        self.fake = fake
+        self.action = action
+        self.posts = 0
+
+    def _forward(self, request: httpx.Request, chunks: list[bytes]) -> httpx.Response:
+        rebuilt = httpx.Request(
+            request.method, request.url, headers=request.headers, content=b"".join(chunks)
+        )
+        return self.fake.handle(rebuilt)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return self.fake.handle(request)
+        self.posts += 1
+        chunks: list[bytes] = []
+        for chunk in request.stream:  # type: ignore[union-attr]
+            chunks.append(chunk)
+            self.action(len(chunks))
+        return self._forward(request, chunks)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return self.fake.handle(request)
+        self.posts += 1
+        chunks: list[bytes] = []
+        async for chunk in request.stream:  # type: ignore[union-attr]
+            chunks.append(chunk)
+            self.action(len(chunks))
+        return self._forward(request, chunks)
+
+
+async def test_upload_reads_the_file_once(
+    kind: str,
+    fake: FakeMyTardis,
+    dataset: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = os.urandom(1_000_003)
+    source = tmp_path / "once.bin"
+    source.write_bytes(data)
+    reads = ReadCounter(monkeypatch, source)
+    client = make(kind, fake)
+    df = await call(client.upload_datafile(dataset, source))
+    await close(client)
+    assert (reads.opens, reads.bytes) == (1, len(data))
+    assert df.md5sum == hashlib.md5(data).hexdigest() and fake.file_bytes(df.id) == data
+    if kind == "async":  # the event loop never waits on the disk: reads run in worker threads
+        assert reads.threads and threading.get_ident() not in reads.threads
+
+
+async def test_upload_md5_is_that_of_the_bytes_sent_when_the_file_changes(
+    kind: str, fake: FakeMyTardis, dataset: int, tmp_path: Path
+) -> None:
+    data = os.urandom(1_000_000)
+    source = tmp_path / "live.bin"
+    source.write_bytes(data)
+
+    def change(chunks: int) -> None:
+        if (
+            chunks == 2
+        ):  # the head and the first piece of the file are out: rewrite a later region, append
+            with open(source, "r+b") as f:
+                f.seek(700_000)
+                f.write(b"X" * 10_000)
+            with open(source, "ab") as f:
+                f.write(b"appended later")
+
+    client = make(kind, fake, transport=DuringUpload(fake, change))
+    df = await call(client.upload_datafile(dataset, source))
+    await close(client)
+    sent = (
+        data[:700_000] + b"X" * 10_000 + data[710_000:]
+    )  # the size at the start: no appended bytes
+    assert df.size == len(data) and df.md5sum == hashlib.md5(sent).hexdigest()
+    assert [r.verified for r in df.replicas] == [
+        True
+    ]  # the server checked the md5 against its bytes
+    assert fake.file_bytes(df.id) == sent
+
+
+async def test_upload_of_a_file_that_shrinks_fails_clearly(
+    kind: str, fake: FakeMyTardis, dataset: int, tmp_path: Path
+) -> None:
+    source = tmp_path / "shrink.bin"
+    source.write_bytes(os.urandom(800_000))
+
+    def shrink(chunks: int) -> None:
+        if chunks == 2:
+            with open(source, "r+b") as f:
+                f.truncate(300_000)
+
+    client = make(kind, fake, transport=DuringUpload(fake, shrink))
+    with pytest.raises(errors.TransferError, match="shrank while it was being uploaded"):
+        await call(client.upload_datafile(dataset, source))
+    await close(client)
+    assert not [d for d in fake.datafiles.values() if d["filename"] == "shrink.bin"]
+
+
+async def test_upload_resends_the_whole_body_after_a_connect_error(
+    kind: str, fake: FakeMyTardis, dataset: int, tmp_path: Path
+) -> None:
+    data = os.urandom(900_000)
+    source = tmp_path / "again.bin"
+    source.write_bytes(data)
+    failed = []
+
+    def refuse_once(chunks: int) -> None:
+        if chunks == 3 and not failed:
+            failed.append(chunks)
+            raise httpx.ConnectError("connection refused")
+
+    transport = DuringUpload(fake, refuse_once)
+    events: list[ProgressEvent] = []
+    client = make(kind, fake, transport=transport)
+    df = await call(client.upload_datafile(dataset, source, progress=events.append))
+    await close(client)
+    assert transport.posts == 2 and failed
+    assert fake.file_bytes(df.id) == data and df.md5sum == hashlib.md5(data).hexdigest()
+    assert events[-1].phase == "done" and events[-1].done == len(data)
+    assert max(e.done for e in events) <= len(data)  # the failed attempt's bytes were taken back
+
+
+async def test_raw_generated_upload_of_bytes_holding_the_old_fixed_boundary(
+    kind: str, fake: FakeMyTardis, dataset: int
+) -> None:
+    from scibind_generated.mytardis.api.datafiles import create_datafile
+    from scibind_generated.mytardis.models import DataFileUpload
+    from scibind_generated.mytardis.types import File
+
+    data = b"head\r\n--+++\r\n" + os.urandom(2000) + b"\r\n--+++--\r\n"
+    meta = {
+        "dataset": f"/api/v1/dataset/{dataset}/",
+        "filename": "raw.bin",
+        "size": len(data),
+        "md5sum": hashlib.md5(data).hexdigest(),
+    }
+    body = DataFileUpload(
+        json_data=json.dumps(meta),
+        attached_file=File(payload=io.BytesIO(data), file_name="raw.bin"),
+    )
+    client = make(kind, fake)
+    if kind == "sync":
+        resp = create_datafile.sync_detailed(client=client.raw, body=body)
+    else:
+        resp = await create_datafile.asyncio_detailed(client=client.raw, body=body)
+    await close(client)
+    assert resp.status_code == 201
+    upload = next(r for r in fake.requests if r.method == "POST")
+    assert "boundary=+++" not in upload.headers["Content-Type"]
+    assert (
+        fake.file_bytes(MyTardisClient.id_of(resp.headers["Location"])) == data
+    )  # stored and verified
+
+
+# --- references -------------------------------------------------------------------------------------------------
+def test_id_of_and_uri(fake: FakeMyTardis) -> None:
+    id_of = MyTardisClient.id_of
+    assert id_of(12) == 12 and id_of("12") == 12
+    assert id_of("/api/v1/dataset/12/") == 12 and id_of("/api/v1/dataset/12") == 12
+    assert id_of("/site/api/v1/dataset_file/7/") == 7
+    for bad in ("", "/", "/api/v1/dataset/", "dataset", "/api/v1/dataset/x/", "-3"):
+        with pytest.raises(errors.ConfigurationError, match="not an id or resource URI"):
+            id_of(bad)
+    client = make("sync", fake)
+    assert client.uri("dataset", 12) == "/api/v1/dataset/12/"
+    assert client.uri("dataset", "12") == "/api/v1/dataset/12/"
+    assert client.uri("dataset", "/api/v1/dataset/3/") == "/api/v1/dataset/3/"
+    client.close()

@@ -319,6 +319,56 @@ def test_multipart_upload_stores_bytes_and_checks_md5(
     assert dup.status_code == 409
 
 
+def test_multipart_parts_in_any_order_and_delimited_by_crlf(
+    fake: FakeMyTardis, alice: httpx.Client
+) -> None:
+    ds = _dataset(fake)
+    boundary = "b0und"
+    data = b"x--b0und is not a delimiter here\r\n-- b0und neither\r\n"
+
+    def body(first: tuple[str, bytes], second: tuple[str, bytes]) -> bytes:
+        parts = b""
+        for head, payload in (first, second):
+            parts += b"--b0und\r\n" + head.encode() + b"\r\n\r\n" + payload + b"\r\n"
+        return parts + b"--b0und--\r\n"
+
+    def post(name: str, md5: str, *, file_first: bool) -> httpx.Response:
+        meta = {"dataset": ds, "filename": name, "size": len(data), "md5sum": md5}
+        file_part = (
+            f'Content-Disposition: form-data; name="attached_file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream",
+            data,
+        )
+        json_part = ('Content-Disposition: form-data; name="json_data"', json.dumps(meta).encode())
+        content = body(file_part, json_part) if file_first else body(json_part, file_part)
+        return alice.post(
+            "/api/v1/dataset_file/",
+            content=content,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+
+    good = hashlib.md5(data).hexdigest()
+    for name, file_first in (("first.bin", True), ("last.bin", False)):
+        r = post(name, good, file_first=file_first)
+        assert r.status_code == 201, r.text
+        assert fake.file_bytes(_id(r.headers["Location"])) == data
+    # the md5 in json_data is checked against the bytes received, wherever json_data is
+    r = post("wrong.bin", "0" * 32, file_first=True)
+    record = alice.get(r.headers["Location"]).json()
+    assert record["replicas"][0]["verified"] is False
+    assert fake.file_bytes(_id(r.headers["Location"])) is None
+    # no json_data part at all: Tastypie's KeyError
+    r = alice.post(
+        "/api/v1/dataset_file/",
+        content=body(
+            ('Content-Disposition: form-data; name="attached_file"; filename="x"', data),
+            ('Content-Disposition: form-data; name="other"', b"1"),
+        ),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 500
+
+
 def test_staging_registration_then_verify(fake: FakeMyTardis, alice: httpx.Client) -> None:
     ds = _dataset(fake)
     data = b"staged bytes"

@@ -4,7 +4,7 @@
 >>> mt = MyTardisClient("https://mytardis.example.org", username="alice", api_key="...")  # or MYTARDIS_* env
 >>> exp = mt.create_experiment("Beamtime 42", parameter_sets={"http://ex.org/beam": {"energy": 12.4}})
 >>> ds = mt.create_dataset("run 1", [exp.id])
->>> df = mt.upload_datafile(ds.id, "scan.h5")              # streamed multipart upload, md5 in json_data
+>>> df = mt.upload_datafile(ds.id, "scan.h5")              # one streamed pass, md5 in json_data
 >>> [d.filename for d in mt.dataset_files(ds.id)]          # Tastypie pages, fetched concurrently
 >>> mt.download_datafile(df.id, "out/")                    # md5-verified, atomic, resumable
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     )
 
     from ..transfers.download import Existing
-    from ..transfers.progress import ProgressCallback, ProgressTracker
+    from ..transfers.progress import ProgressCallback
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -789,46 +789,60 @@ class _MyTardisOps:
         parameter_sets: ParameterSets | None = None,
         progress: ProgressCallback | None = None,
     ) -> fx.Op[DataFile]:
-        """Upload a local file into a dataset (multipart ``json_data`` + ``attached_file``).
+        """Upload a local file into a dataset (multipart ``attached_file`` + ``json_data``).
 
-        The md5 is computed in a first pass and sent in ``json_data`` so the server verifies the bytes; the
-        body is then streamed from disk in chunks (never read whole into memory) and can be rewound for a
-        retry. Raises :class:`~scibind.errors.ConflictError` if the dataset already has this
-        directory/filename. Returns the new datafile.
+        One pass over the file: its bytes are streamed from disk in chunks (never read whole into memory)
+        and hashed as they go out; ``json_data`` follows the file in the body and carries that md5 and the
+        size, so the server checks exactly the bytes it received. Exactly the file's size at the start is
+        sent (a file that grows meanwhile is sent as it was; one that shrinks is a
+        :class:`~scibind.errors.TransferError`). A connection that fails before anything was sent is retried
+        with the file read again from the start. Raises :class:`~scibind.errors.ConflictError` if the
+        dataset already has this directory/filename. Returns the new datafile.
         """
-        from scibind_generated.mytardis.models import DataFileUpload
-        from scibind_generated.mytardis.types import File
-
-        from ..transfers.checksums import file_digest
         from ..transfers.progress import ProgressTracker
+        from ._multipart import FileFirstMultipart
 
         source = Path(path)
         name = filename or source.name
         size = source.stat().st_size
-        tracker = ProgressTracker(name, size, progress, "hashing")
-        tracker.emit("hashing")
-        md5 = yield fx.Blocking(file_digest, (source, "md5"))
         fields = self._datafile_fields(
             dataset,
             name,
             size=size,
-            md5sum=md5,
+            md5sum="0" * 32,  # replaced by the md5 of the bytes sent
             directory=directory,
             mimetype=mimetype,
             parameter_sets=parameter_sets,
         )
+        tracker = ProgressTracker(name, size, progress, "uploading")
+        sent = [0]
+
+        def restart() -> None:  # a retried send starts over: take back the bytes counted so far
+            if sent[0]:
+                tracker.add(-sent[0])
+                sent[0] = 0
+
+        def counted(chunk: bytes) -> None:
+            sent[0] += len(chunk)
+            tracker.add(len(chunk))
+
+        body = FileFirstMultipart(
+            source,
+            field="attached_file",
+            filename=name,
+            content_type=fields["mimetype"],
+            size=size,
+            trailing=lambda md5: [("json_data", json.dumps(dict(fields, md5sum=md5)))],
+            on_chunk=counted,
+            on_start=restart,
+        )
         tracker.emit("uploading")
-        with open(source, "rb") as handle:
-            counted = _CountingReader(handle, tracker)
-            form = DataFileUpload(
-                json_data=json.dumps(fields),
-                attached_file=File(payload=counted, file_name=name, mime_type=fields["mimetype"]),  # type: ignore[arg-type]
-            )
-            # A raw request rather than the generated endpoint: that one fixes the multipart boundary to
-            # "+++", which the bytes of an arbitrary file may contain; httpx picks a random one.
-            resp = yield fx.Request(
-                "POST", "/api/v1/dataset_file/", files=form.to_multipart(), ok=()
-            )
+        resp = yield fx.Request(
+            "POST",
+            "/api/v1/dataset_file/",
+            content=body,
+            headers={"Content-Type": body.content_type},
+        )
         datafile_id = _id_from_location(resp)
         tracker.emit("done")
         return (yield from self._get("datafiles.get_datafile", datafile_id))  # type: ignore[no-any-return]
@@ -980,31 +994,6 @@ class _MyTardisOps:
                 auth=True,
             )
         )
-
-
-class _CountingReader:
-    """A read-only file wrapper that reports bytes read to a progress tracker (seekable, so rewindable)."""
-
-    def __init__(self, handle: Any, tracker: ProgressTracker) -> None:
-        self._handle = handle
-        self._tracker = tracker
-        self.name = getattr(handle, "name", None)
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._handle.read(size)
-        self._tracker.add(len(data))
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if offset == 0 and whence == 0 and self._handle.tell():
-            self._tracker.add(-self._handle.tell())  # a retry sends the body again
-        return int(self._handle.seek(offset, whence))
-
-    def tell(self) -> int:
-        return int(self._handle.tell())
-
-    def fileno(self) -> int:
-        return int(self._handle.fileno())
 
 
 class MyTardisClient(_MyTardisOps, SyncFacade):

@@ -13,8 +13,9 @@ experiments, datasets and datafiles, and answers the way MyTardis 4 does:
 * ``POST`` answers 201 with the new object's URI in ``Location`` (and the object for resources with
   ``always_return_data``); parameter sets can be given inline as
   ``{"schema": "<namespace or URI>", "parameters": [{"name": ..., "value": ...}]}``;
-* datafiles are registered three ways: a multipart upload (``json_data`` + ``attached_file``; the bytes are
-  stored and checked against ``md5sum``), staging (no replicas: the body of the 201 is the path to copy the
+* datafiles are registered three ways: a multipart upload (``json_data`` + ``attached_file`` in either
+  order, since Django parses the whole body first; parts are delimited by CRLF + ``--boundary``; the bytes
+  are stored and checked against ``md5sum`` and ``size``, and a mismatch leaves the replica unverified), staging (no replicas: the body of the 201 is the path to copy the
   file to; ``GET .../verify/`` checks it afterwards), or shared storage (``replicas`` naming files already
   in a storage box; checked at once);
 * errors are Tastypie's: 400 ``{"error": ...}`` for bad paging, filters or missing fields,
@@ -107,20 +108,23 @@ def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
 
 
 def _multipart_parts(content: bytes, content_type: str) -> list[tuple[str, bytes]]:
-    """(field name, bytes) of each part of a multipart/form-data body."""
+    """(field name, bytes) of each part of a multipart/form-data body, in body order.
+
+    Parts are delimited by CRLF, ``--`` and the boundary (RFC 7578), so a part may hold ``--<boundary>``
+    as long as no CRLF precedes it. Like Django, the whole body is read before anything is looked up, so
+    the order of the parts does not matter to the caller.
+    """
     m = re.search(r'boundary="?([^";]+)"?', content_type)
     if not m:
         return []
-    delimiter = b"--" + m.group(1).encode()
+    delimiter = b"\r\n--" + m.group(1).encode()
     out: list[tuple[str, bytes]] = []
-    for chunk in content.split(delimiter)[1:]:
+    for chunk in (b"\r\n" + content).split(delimiter)[1:]:
         if chunk.startswith(b"--"):
-            break
-        chunk = chunk.removeprefix(b"\r\n")
-        head, _, body = chunk.partition(b"\r\n\r\n")
-        body = body.removesuffix(b"\r\n")
-        name = re.search(rb'name="([^"]*)"', head)
-        if name:
+            break  # the closing delimiter
+        head, sep, body = chunk.partition(b"\r\n\r\n")
+        name = re.search(rb'\bname="([^"]*)"', head)
+        if sep and name:
             out.append((name.group(1).decode(), body))
     return out
 
