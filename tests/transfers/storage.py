@@ -36,6 +36,10 @@ class Storage(FakeService):
         self.puts: list[int] = []  # part numbers received
         self.cut_next: list[int] = []  # cut the next GET bodies after these many bytes
         self.fail_gets_after: int | None = None  # refuse every GET once this many were served
+        self.slow_down_retry_after: str | None = (
+            None  # Retry-After of those refusals (503 SlowDown)
+        )
+        self.cut_every: int | None = None  # cut every GET body after these many bytes
         self.expire_once = False
         self.ignore_range = False
         self.bad_etag_for: set[int] = set()
@@ -52,14 +56,17 @@ class Storage(FakeService):
         with self.count_lock:
             self.gets += 1
             if self.fail_gets_after is not None and self.gets > self.fail_gets_after:
-                return httpx.Response(503, text="SlowDown")
+                hint = self.slow_down_retry_after
+                return httpx.Response(
+                    503, text="SlowDown", headers={"Retry-After": hint} if hint else {}
+                )
             if self.expire_once:
                 self.expire_once = False
                 return httpx.Response(
                     403,
                     text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                 )
-            cut = self.cut_next.pop(0) if self.cut_next else None
+            cut = self.cut_next.pop(0) if self.cut_next else self.cut_every
         data = self.objects.get(key)
         if data is None:
             return httpx.Response(404)

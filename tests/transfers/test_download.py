@@ -255,5 +255,8 @@ def test_ranged_download_falls_back_when_server_ignores_range(tmp_path, store: S
     store.ignore_range = True
     dest = tmp_path / "nr.bin"
     expected = Expected(len(data), {"md5": hashlib.md5(data).hexdigest()})
-    run(store, download_op(resolver(url), dest, expected, part_size=8000, min_parallel_size=1, parallel=2))
+    run(
+        store,
+        download_op(resolver(url), dest, expected, part_size=8000, min_parallel_size=1, parallel=2),
+    )
     assert dest.read_bytes() == data

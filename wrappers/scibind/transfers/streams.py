@@ -78,7 +78,8 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     def _open(self) -> BinaryIO:
         f = open(self.path, "rb")  # noqa: SIM115 (closed by the caller)
         try:
-            f.seek(self.offset)
+            if self.offset:
+                f.seek(self.offset)
         except BaseException:
             f.close()
             raise
