@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,16 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
+import weakref
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Sequence,
+)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +53,7 @@ __all__ = [
     "RefreshingTokenAuth",
     "ScopedAuth",
     "TokenMinter",
+    "TokenStore",
     "env_source",
     "explicit_source",
     "json_file_source",
@@ -117,9 +128,33 @@ class TokenMinter(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """Where a :class:`RefreshingTokenAuth` may keep its token for other processes (an on-disk cache entry,
+    :class:`scibind._core.token_cache.TokenCacheEntry`). Must never raise for a missing or bad entry."""
+
+    def load(self) -> tuple[Secret, float] | None:
+        """``(token, expires_at)`` kept earlier, or None."""
+        ...
+
+    def save(self, token: Secret, expires_at: float) -> None:
+        """Keep a newly minted token."""
+        ...
+
+
 class RefreshingTokenAuth(httpx.Auth):
     """Bearer-style auth with a token that is minted on demand, refreshed ``skew`` seconds before it
-    expires, and refreshed once when the server answers 401."""
+    expires, and refreshed once when the server answers 401.
+
+    * ``refresh_on``: the statuses that trigger that one refresh-and-retry (default 401). A status other
+      than 401 (Gen3 passes 403: sheepdog and indexd ask arborist, which refuses an expired token with 403)
+      retries only when the token in use is not one this object minted less than ``fresh_for`` seconds ago,
+      so a plain "permission denied" costs no more than one extra mint per token.
+    * ``store``: a :class:`TokenStore` (e.g. the on-disk token cache) consulted before minting and given
+      every new token; a kept token is used only when it is more than ``skew`` seconds from expiring.
+    * One refresh at a time across threads and asyncio tasks, and across a sync and an async client sharing
+      this object: per event loop an :class:`asyncio.Lock` (tasks wait without blocking the loop), and for
+      everyone the thread lock (taken by the async path in a worker thread).
+    """
 
     requires_response_body = True
 
@@ -132,21 +167,32 @@ class RefreshingTokenAuth(httpx.Auth):
         skew: float = 60.0,
         token: str | Secret | None = None,
         clock: Callable[[], float] = time.time,
+        store: TokenStore | None = None,
+        refresh_on: Iterable[int] = (401,),
+        fresh_for: float = 60.0,
     ) -> None:
         self.minter = minter
         self.scheme = scheme
         self.header = header
         self.skew = skew
         self.clock = clock
+        self.token_store = store
+        self.refresh_on = frozenset(refresh_on) | {401}
+        self.fresh_for = fresh_for
         self.token: Secret | None = None
         self.expires_at: float | None = None
         self.stored_at: float = clock()
+        self.minted_at: float | None = None
         self.mint_count = 0
         if token:
             initial = token if isinstance(token, Secret) else Secret(token)
             self._store(initial, jwt_expiry(initial.reveal()))
         self._thread_lock = threading.Lock()
-        self._async_locks: dict[int, asyncio.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._pinned_locks: dict[Any, asyncio.Lock] = {}
 
     # pure helpers shared by both flows
     def _store(self, token: Secret, expires_at: float | None) -> None:
@@ -167,36 +213,102 @@ class RefreshingTokenAuth(httpx.Auth):
         margin = min(self.skew, max(0.0, (self.expires_at - self.stored_at) / 2))
         return self.clock() >= self.expires_at - margin
 
+    def _from_store(self) -> bool:
+        """Take the token kept in ``store`` if it is more than ``skew`` from expiring; True if taken."""
+        if self.token_store is None:
+            return False
+        try:
+            kept = self.token_store.load()
+        except Exception as exc:  # a cache never breaks authentication
+            log.debug("token cache unreadable: %s", type(exc).__name__)
+            return False
+        if kept is None or kept[1] - self.clock() <= self.skew:
+            return False
+        self._store(*kept)
+        self.minted_at = None
+        log.debug("using a cached access token (expires in %s s)", _ttl(kept[1], self.clock()))
+        return True
+
     def _accept(self, response: httpx.Response) -> None:
         token, expires_at = self.minter.parse_response(response)
         self._store(token, expires_at)
+        self.minted_at = self.clock()
         self.mint_count += 1
         log.debug("minted a new access token (expires in %s s)", _ttl(expires_at, self.clock()))
+        if self.token_store is not None and self.expires_at is not None:
+            try:
+                self.token_store.save(token, self.expires_at)
+            except Exception as exc:
+                log.debug("could not cache the access token: %s", type(exc).__name__)
 
     def _authorize(self, request: httpx.Request) -> Secret:
         assert self.token is not None
         request.headers[self.header] = f"{self.scheme} {self.token.reveal()}"
         return self.token
 
+    def _retry_after(self, response: httpx.Response) -> bool:
+        status = response.status_code
+        if status not in self.refresh_on:
+            return False
+        if status == 401:
+            return True
+        return self.minted_at is None or self.clock() - self.minted_at >= self.fresh_for
+
     def _async_lock(self) -> asyncio.Lock:
         import asyncio
 
-        loop_id = id(asyncio.get_running_loop())
-        lock = self._async_locks.get(loop_id)
-        if lock is None:
-            lock = self._async_locks[loop_id] = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        with self._locks_guard:
+            try:
+                lock = self._async_locks.get(loop)
+                if lock is None:
+                    lock = self._async_locks[loop] = asyncio.Lock()
+            except TypeError:  # a loop that cannot be weakly referenced: keep its lock with it
+                lock = self._pinned_locks.setdefault(loop, asyncio.Lock())
         return lock
+
+    @contextlib.asynccontextmanager
+    async def _refreshing(self) -> AsyncIterator[None]:
+        async with self._async_lock():
+            await _acquire_off_loop(self._thread_lock)
+            try:
+                yield
+            finally:
+                self._thread_lock.release()
+
+    # token without a request (e.g. a facade's ``access_token()``)
+    def sync_token(self, send: Callable[[httpx.Request], httpx.Response]) -> Secret:
+        """The current token, minted first (``send`` sends the mint request) when it needs a refresh."""
+        if self.needs_refresh():
+            with self._thread_lock:
+                if self.needs_refresh() and not self._from_store():
+                    self._accept(_read(send(self.minter.build_request())))
+        assert self.token is not None
+        return self.token
+
+    async def async_token(
+        self, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+    ) -> Secret:
+        """:meth:`sync_token` for asyncio."""
+        if self.needs_refresh():
+            async with self._refreshing():
+                if self.needs_refresh() and not self._from_store():
+                    response = await send(self.minter.build_request())
+                    await response.aread()
+                    self._accept(response)
+        assert self.token is not None
+        return self.token
 
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         if self.needs_refresh():
             with self._thread_lock:
-                if self.needs_refresh():
+                if self.needs_refresh() and not self._from_store():
                     self._accept(_read((yield self.minter.build_request())))
         used = self._authorize(request)
         response = yield request
-        if response.status_code == 401:
+        if self._retry_after(response):
             with self._thread_lock:
                 if self.token == used:  # nobody refreshed meanwhile
                     self._accept(_read((yield self.minter.build_request())))
@@ -207,15 +319,15 @@ class RefreshingTokenAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self.needs_refresh():
-            async with self._async_lock():
-                if self.needs_refresh():
+            async with self._refreshing():
+                if self.needs_refresh() and not self._from_store():
                     response = yield self.minter.build_request()
                     await response.aread()
                     self._accept(response)
         used = self._authorize(request)
         response = yield request
-        if response.status_code == 401:
-            async with self._async_lock():
+        if self._retry_after(response):
+            async with self._refreshing():
                 if self.token == used:
                     mint = yield self.minter.build_request()
                     await mint.aread()
@@ -225,6 +337,25 @@ class RefreshingTokenAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"RefreshingTokenAuth(minter={type(self.minter).__name__}, token={self.token!r})"
+
+
+async def _acquire_off_loop(lock: threading.Lock) -> None:
+    """Take a thread lock without blocking the event loop (in a worker thread when it is held).
+
+    If the waiting task is cancelled, the worker still gets the lock eventually and then gives it back.
+    """
+    if lock.acquire(blocking=False):
+        return
+    import asyncio
+
+    waiter = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    try:
+        await asyncio.shield(waiter)
+    except BaseException:
+        waiter.add_done_callback(
+            lambda done: lock.release() if not done.cancelled() and done.result() else None
+        )
+        raise
 
 
 def _read(response: httpx.Response) -> httpx.Response:

@@ -87,6 +87,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("GEN3_API_KEY", raising=False)
+    # not a Gen3 workspace unless a test says so
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("NAMESPACE", raising=False)
+    monkeypatch.delenv("SCIBIND_TOKEN_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("SCIBIND_CACHE_DIR", str(tmp_path / "cache"))
     yield home

@@ -92,11 +92,6 @@ def test_nothing_found_names_the_places_tried(isolated_home: Path) -> None:
     assert str(isolated_home / ".gen3" / "credentials.json") in str(info.value)
 
 
-def test_wts_credentials_are_refused_clearly() -> None:
-    with pytest.raises(errors.ConfigurationError, match="workspace token service"):
-        gen3_credentials(credentials="idp://wts/local")
-
-
 def test_only_one_kind_of_credential(fake: FakeGen3Commons) -> None:
     key = fake.new_api_key()
     with pytest.raises(errors.ConfigurationError, match="only one"):
@@ -174,7 +169,9 @@ async def test_expiring_tokens_are_refreshed_ahead_of_expiry(
         await call(client.user_info())
         await call(client.user_info())
         assert fake.tokens_minted == 1
-        fake.advance_time(210)  # 190 s left: inside the refresh window (5 minutes, at most half the lifetime)
+        fake.advance_time(
+            210
+        )  # 190 s left: inside the refresh window (5 minutes, at most half the lifetime)
         await call(client.user_info())
         assert fake.tokens_minted == 2
         fake.advance_time(2000)  # long past expiry

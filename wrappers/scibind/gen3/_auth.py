@@ -10,12 +10,19 @@ Where credentials come from (first that applies wins):
    the SDK calls this a refresh token.
 4. ``credentials=``: a ``credentials.json`` path, or a bare name looked up as ``~/.gen3/<name>`` and
    ``~/.gen3/<name>.json``.
-5. ``GEN3_API_KEY``: a path or a name as above (or ``accesstoken:///<token>``); else ``~/.gen3/credentials.json``.
+5. ``GEN3_API_KEY``: a path or a name as above (or ``accesstoken:///<token>``, or ``idp://wts/<idp>``); else
+   ``~/.gen3/credentials.json``.
+6. ``idp=`` (or ``credentials="idp://wts/<idp>"``), or nothing found while running in a Kubernetes pod: the
+   workspace token service of a Gen3 workspace (``http://workspace-token-service.<NAMESPACE>.svc.cluster.local``),
+   which recognises the workspace by its network address; no credential is sent to it.
 
 API keys are exchanged for short-lived access tokens at the key's own Fence
 (``POST <iss>/credentials/cdis/access_token``), cached in memory, refreshed five minutes before they expire and
-once when a service answers 401, one refresh at a time under threads and asyncio
-(:class:`scibind.auth.RefreshingTokenAuth`). The commons endpoint defaults to the key's ``iss`` claim.
+once when a service answers 401 (or 403 with a token that is not brand new: sheepdog and indexd ask arborist,
+which refuses an expired token with 403), one refresh at a time under threads and asyncio
+(:class:`scibind.auth.RefreshingTokenAuth`). ``token_cache=True`` (or ``SCIBIND_TOKEN_CACHE=1``) also keeps the
+access token on disk for the next process (:mod:`scibind._core.token_cache`). The commons endpoint defaults to
+the key's ``iss`` claim.
 Credential files readable by group or others draw an :class:`InsecureCredentialsWarning`. Tokens and keys are
 held as :class:`~scibind._core.secrets.Secret` and never appear in logs, reprs or errors.
 """
@@ -23,6 +30,7 @@ held as :class:`~scibind._core.secrets.Secret` and never appear in logs, reprs o
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import os
@@ -32,33 +40,42 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
 
 from .._core.retry import IDEMPOTENT_EXT
 from .._core.secrets import Secret, redact_text, redact_url
-from ..auth import HeaderAuth, RefreshingTokenAuth, check_credential_url
+from ..auth import HeaderAuth, RefreshingTokenAuth, TokenStore, check_credential_url
 from ..errors import ConfigurationError, CredentialsError
+
+if TYPE_CHECKING:
+    from .._core.token_cache import TokenCache
 
 __all__ = [
     "DEFAULT_SCOPES",
+    "REFRESH_ON",
     "REFRESH_SKEW",
     "ApiKeyMinter",
     "Gen3Credentials",
     "InsecureCredentialsWarning",
     "OAuthClientMinter",
+    "WorkspaceTokenMinter",
     "endpoint_from_token",
     "gen3_credentials",
     "read_credentials_file",
+    "wts_url",
 ]
 
 DEFAULT_SCOPES: tuple[str, ...] = ("user", "data", "openid")
 REFRESH_SKEW = 300.0
 """Seconds before expiry at which a token is replaced (as the SDK's ``Gen3Auth``)."""
+REFRESH_ON = (401, 403)
+"""Statuses after which a request is repeated once with a new token (403 only for a token not minted just now)."""
 ACCESS_TOKEN_PREFIX = "accesstoken:///"
 WTS_PREFIX = "idp://wts/"
+TOKEN_CACHE_ENV = "SCIBIND_TOKEN_CACHE"
 
 
 class InsecureCredentialsWarning(UserWarning):
@@ -240,6 +257,55 @@ class OAuthClientMinter:
         return f"OAuthClientMinter({self.fence_url!r}, client_id={self.client_id!r})"
 
 
+def wts_url(namespace: str | None = None) -> str:
+    """The workspace token service of a Gen3 workspace: ``http://workspace-token-service.<namespace>...``,
+    the namespace from ``NAMESPACE`` (as the SDK), else ``default``."""
+    space = namespace or os.environ.get("NAMESPACE") or "default"
+    return f"http://workspace-token-service.{space}.svc.cluster.local"
+
+
+class WorkspaceTokenMinter:
+    """Gets access tokens from the workspace token service (WTS) of a Gen3 workspace.
+
+    ``GET <wts>/token/`` (with ``?idp=<idp>`` for a commons other than the workspace's own, ``local``) answers
+    ``{"token": ...}``. The WTS tells workspaces apart by their network address, so nothing secret is sent:
+    plain http to the cluster-internal service name carries no credential (the SDK does the same); the
+    token it returns is only ever sent to the commons that issued it (``endpoint``, checked on every mint).
+    """
+
+    def __init__(self, idp: str = "local", *, url: str | None = None, endpoint: str | None = None):
+        self.idp = idp or "local"
+        self.url = (url or wts_url()).rstrip("/")
+        self.endpoint = endpoint
+
+    def build_request(self) -> httpx.Request:
+        params = {"idp": self.idp} if self.idp != "local" else None
+        return httpx.Request(
+            "GET", self.url + "/token/", params=params, extensions={IDEMPOTENT_EXT: True}
+        )
+
+    def parse_response(self, response: httpx.Response) -> tuple[Secret, float | None]:
+        what = f"the workspace token service (idp {self.idp!r})"
+        if response.status_code != 200:
+            raise _mint_failure(what, response, [])
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise CredentialsError(f"{what} answered without a token")
+        issued = endpoint_from_token(token)
+        if self.endpoint is not None and not _same_endpoint(self.endpoint, issued):
+            raise CredentialsError(
+                f"{what} returned a token of {issued}, not of {self.endpoint}: it is not used"
+            )
+        return Secret(token), None
+
+    def __repr__(self) -> str:
+        return f"WorkspaceTokenMinter({self.url!r}, idp={self.idp!r})"
+
+
 # -- credentials files -------------------------------------------------------------------------------------------
 def _gen3_dir() -> Path:
     return Path(os.path.expanduser("~")) / ".gen3"
@@ -317,11 +383,39 @@ class Gen3Credentials:
 
 
 def _refreshing(
-    minter: Any, source: str, endpoint: str, skew: float, clock: Callable[[], float]
+    minter: Any,
+    source: str,
+    endpoint: str,
+    skew: float,
+    clock: Callable[[], float],
+    store: TokenStore | None = None,
+    token: Secret | None = None,
 ) -> Gen3Credentials:
-    return Gen3Credentials(
-        endpoint, RefreshingTokenAuth(minter, skew=skew, clock=clock, scheme="Bearer"), source
-    )
+    auth = RefreshingTokenAuth(
+        minter, skew=skew, clock=clock, scheme="Bearer", store=store, refresh_on=REFRESH_ON,
+        token=token,
+    )  # fmt: skip
+    return Gen3Credentials(endpoint, auth, source)
+
+
+def _token_cache(choice: bool | TokenCache | None) -> TokenCache | None:
+    """The on-disk token cache to use: an explicit one, ``True`` for the default, ``None`` to follow
+    ``SCIBIND_TOKEN_CACHE`` (``1``/``true``/``yes``); off otherwise."""
+    from .._core.token_cache import TokenCache
+
+    if choice is None:
+        choice = os.environ.get(TOKEN_CACHE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(choice, TokenCache):
+        return choice
+    return TokenCache() if choice else None
+
+
+def _key_identity(key: Secret) -> str:
+    """What names an API key in the token cache: its id (``jti``), never the key itself."""
+    jti = _claims(key.reveal()).get("jti")
+    if isinstance(jti, str) and jti:
+        return jti
+    return hashlib.sha256(key.reveal().encode()).hexdigest()
 
 
 def _check_endpoint(endpoint: str | None, issued_by: str, what: str) -> str:
@@ -352,12 +446,20 @@ def gen3_credentials(
     client_id: str | None = None,
     client_secret: str | Secret | None = None,
     scopes: Sequence[str] = DEFAULT_SCOPES,
+    idp: str | None = None,
+    token_cache: bool | TokenCache | None = None,
     allow_insecure_http: bool = False,
     skew: float = REFRESH_SKEW,
     clock: Callable[[], float] = time.time,
+    transport: Any = None,
 ) -> Gen3Credentials:
     """Find Gen3 credentials (see the module docstring for the order) and build their auth flow.
 
+    ``idp`` asks the workspace token service of a Gen3 workspace (``local``: the workspace's own commons).
+    Without an ``endpoint`` its first token is fetched here, to learn the commons from the token's issuer
+    (through ``transport`` when given). ``token_cache``: keep access tokens minted from an API key or by the
+    workspace token service on disk for other processes (``True``, or a
+    :class:`~scibind._core.token_cache.TokenCache`); default from ``SCIBIND_TOKEN_CACHE``, else off.
     ``clock`` is the time source for expiry decisions (tests pass the fake commons' clock).
     """
     endpoint = _normalise(endpoint) if endpoint else None
@@ -368,6 +470,7 @@ def gen3_credentials(
             ("api_key", api_key),
             ("refresh_token", refresh_token),
             ("access_token", access_token),
+            ("idp", idp),
         )
         if v is not None
     ]
@@ -375,11 +478,16 @@ def gen3_credentials(
         raise ConfigurationError(f"give only one of {', '.join(given)}")
     if (client_id is None) != (client_secret is None):
         raise ConfigurationError("client_id and client_secret go together")
+    cache = _token_cache(token_cache)
 
     if isinstance(credentials, str) and credentials.startswith(ACCESS_TOKEN_PREFIX):
         access_token, credentials = credentials[len(ACCESS_TOKEN_PREFIX) :], None
+    if isinstance(credentials, str) and credentials.startswith(WTS_PREFIX):
+        idp, credentials = credentials[len(WTS_PREFIX) :] or "local", None
     if access_token is not None:
         return _static(endpoint, Secret(access_token), "access token argument")
+    if idp is not None:
+        return _from_workspace(endpoint, idp, cache, skew, clock, transport)
 
     if client_id is not None and client_secret is not None:
         secret = client_secret if isinstance(client_secret, Secret) else Secret(client_secret)
@@ -402,6 +510,7 @@ def gen3_credentials(
         )
         return _refreshing(minter, f"OIDC client {client_id!r}", endpoint, skew, clock)
 
+    found: tuple[Secret, str] | None = None
     key_value = api_key if api_key is not None else refresh_token
     if key_value is not None:
         key = _api_key_of(key_value)
@@ -409,33 +518,73 @@ def gen3_credentials(
             raise ConfigurationError(
                 "an OAuth refresh token needs client_id= and client_secret= (an API key does not)"
             )
-        return _from_api_key(endpoint, key, "API key argument", allow_insecure_http, skew, clock)
+        found = key, "API key argument"
+    elif isinstance(credentials, Mapping):
+        found = _api_key_of(credentials), "credentials mapping"
+    if found is not None:
+        return _from_api_key(endpoint, *found, allow_insecure_http, skew, clock, cache)
 
-    if isinstance(credentials, Mapping):
-        key = _api_key_of(credentials)
-        return _from_api_key(endpoint, key, "credentials mapping", allow_insecure_http, skew, clock)
-
-    name = os.fspath(credentials) if credentials is not None else None
+    name = os.fspath(credentials) if isinstance(credentials, str | os.PathLike) else None
     source = "credentials argument"
     if name is None:
         name = os.environ.get("GEN3_API_KEY") or None
         source = "GEN3_API_KEY"
         if name and name.startswith(ACCESS_TOKEN_PREFIX):
             return _static(endpoint, Secret(name[len(ACCESS_TOKEN_PREFIX) :]), source)
+        if name and name.startswith(WTS_PREFIX):
+            idp = name[len(WTS_PREFIX) :] or "local"
+            return _from_workspace(endpoint, idp, cache, skew, clock, transport)
     if name is None:
         name, source = "credentials", "default"
-    if name.startswith(WTS_PREFIX):
-        raise ConfigurationError(
-            "workspace token service credentials (idp://wts/...) are not supported"
-        )
     path, tried = _locate(name)
     if path is None:
+        if source == "default" and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            # no key anywhere, inside a pod: a Gen3 workspace, as the SDK assumes
+            return _from_workspace(endpoint, "local", cache, skew, clock, transport)
         raise CredentialsError(
             f"no Gen3 credentials found ({source}: tried {', '.join(tried)}); download an API key from "
-            "the commons' profile page, or pass api_key=, access_token= or client_id=/client_secret="
+            "the commons' profile page, or pass api_key=, access_token=, client_id=/client_secret= "
+            "or (in a Gen3 workspace) idp="
         )
     key = read_credentials_file(path)
-    return _from_api_key(endpoint, key, f"{path}", allow_insecure_http, skew, clock)
+    return _from_api_key(endpoint, key, f"{path}", allow_insecure_http, skew, clock, cache)
+
+
+def _from_workspace(
+    endpoint: str | None,
+    idp: str,
+    cache: TokenCache | None,
+    skew: float,
+    clock: Callable[[], float],
+    transport: Any,
+) -> Gen3Credentials:
+    minter = WorkspaceTokenMinter(idp, endpoint=endpoint)
+    first: Secret | None = None
+    if endpoint is None:  # the commons is the issuer of the workspace's tokens: ask for one now
+        first, _ = minter.parse_response(_fetch_once(minter.build_request(), transport))
+        endpoint = endpoint_from_token(first.reveal())
+        minter.endpoint = endpoint
+    store = cache.entry("gen3-wts", minter.url, idp) if cache is not None else None
+    source = f"workspace token service ({minter.url}, idp {idp!r})"
+    return _refreshing(minter, source, endpoint, skew, clock, store, first)
+
+
+def _fetch_once(request: httpx.Request, transport: Any) -> httpx.Response:
+    """Send one credential-free request with scibind's defaults (timeouts, retries)."""
+    from .._core.http import build_sync_client
+    from ..config import ClientConfig
+
+    usable = transport if isinstance(transport, httpx.BaseTransport) else None
+    base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    with build_sync_client(ClientConfig(), base, service="gen3", transport=usable) as client:
+        try:
+            response = client.send(request)
+            response.read()
+        except httpx.HTTPError as exc:
+            raise CredentialsError(
+                f"cannot reach {redact_url(base)} ({type(exc).__name__}): is this a Gen3 workspace?"
+            ) from None
+        return response
 
 
 def _static(endpoint: str | None, token: Secret, source: str) -> Gen3Credentials:
@@ -452,8 +601,10 @@ def _from_api_key(
     allow_insecure_http: bool,
     skew: float,
     clock: Callable[[], float],
+    cache: TokenCache | None = None,
 ) -> Gen3Credentials:
     minter = ApiKeyMinter(key, allow_insecure_http=allow_insecure_http)
     issued = endpoint_from_token(key.reveal())
     resolved = _check_endpoint(endpoint, issued, "the API key")
-    return _refreshing(minter, source, resolved, skew, clock)
+    store = cache.entry("gen3-api-key", minter.fence_url, _key_identity(key)) if cache else None
+    return _refreshing(minter, source, resolved, skew, clock, store)

@@ -14,9 +14,9 @@ import os
 import time
 import types
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import httpx
 
@@ -24,7 +24,7 @@ from .._core import effects as fx
 from .._core.drivers import Runtime
 from .._core.facade import AsyncFacade, SyncFacade, operation
 from .._core.secrets import Secret, redact_url
-from ..auth import check_credential_url
+from ..auth import HeaderAuth, RefreshingTokenAuth, check_credential_url
 from ..config import ClientConfig
 from ..errors import (
     AuthenticationError,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from scibind_generated.gen3_fence.models import UserInfo
     from scibind_generated.gen3_indexd.models import Record
 
+    from .._core.token_cache import TokenCache
     from ..pagination import Page, Paginator
     from ..transfers.checksums import MultipartETag, Part
     from ..transfers.download import Existing
@@ -190,6 +191,49 @@ def _options(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+class _AccessToken:
+    """``client.access_token()``: the current access token as a :class:`Secret` (``.reveal()`` for the text),
+    minted or refreshed first when needed, with the same locking as requests; awaited on the async client."""
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _AccessToken: ...
+    @overload
+    def __get__(self, obj: SyncFacade, owner: type | None = None) -> Callable[[], Secret]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncFacade, owner: type | None = None
+    ) -> Callable[[], Coroutine[Any, Any, Secret]]: ...
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        auth = obj.credentials.auth
+        if isinstance(obj, AsyncFacade):
+            http = obj.http
+
+            async def access_token() -> Secret:
+                """The current access token (refreshed first if it is about to expire)."""
+                if isinstance(auth, RefreshingTokenAuth):
+                    return await auth.async_token(lambda r: http.send(r, auth=None))
+                return _static_token(auth)
+
+            return access_token
+        sync_http = obj.http
+
+        def sync_access_token() -> Secret:
+            """The current access token (refreshed first if it is about to expire)."""
+            if isinstance(auth, RefreshingTokenAuth):
+                return auth.sync_token(lambda r: sync_http.send(r, auth=None))
+            return _static_token(auth)
+
+        return sync_access_token
+
+
+def _static_token(auth: Any) -> Secret:
+    if isinstance(auth, HeaderAuth):
+        return auth.credential
+    raise ConfigurationError(f"these credentials hold no access token ({type(auth).__name__})")
+
+
 class _Gen3Ops:
     """All Gen3 calls, written once; see :class:`Gen3Client` and :class:`AsyncGen3Client`."""
 
@@ -210,6 +254,8 @@ class _Gen3Ops:
         client_id: str | None = None,
         client_secret: str | Secret | None = None,
         scopes: Sequence[str] = DEFAULT_SCOPES,
+        idp: str | None = None,
+        token_cache: bool | TokenCache | None = None,
         config: ClientConfig | None = None,
         transport: Any = None,
     ) -> None:
@@ -217,9 +263,10 @@ class _Gen3Ops:
 
         Credentials (see :mod:`scibind.gen3._auth`): ``access_token``; ``client_id``/``client_secret`` (+
         ``scopes``, or an OAuth ``refresh_token``); an API key (``api_key``, or the SDK's ``refresh_token``);
-        ``credentials``: a ``credentials.json`` path or name in ``~/.gen3``, ``accesstoken:///<token>``, or a
-        :class:`Gen3Credentials` to share a token cache; else ``GEN3_API_KEY``, else
-        ``~/.gen3/credentials.json``.
+        ``credentials``: a ``credentials.json`` path or name in ``~/.gen3``, ``accesstoken:///<token>``,
+        ``idp://wts/<idp>``, or a :class:`Gen3Credentials` to share a token cache; ``idp``: the workspace
+        token service of a Gen3 workspace; else ``GEN3_API_KEY``, else ``~/.gen3/credentials.json``.
+        ``token_cache=True`` keeps access tokens on disk for other processes (default: ``SCIBIND_TOKEN_CACHE``).
         """
         config = config or ClientConfig()
         if isinstance(credentials, Gen3Credentials):
@@ -238,7 +285,10 @@ class _Gen3Ops:
                 client_id=client_id,
                 client_secret=client_secret,
                 scopes=scopes,
+                idp=idp,
+                token_cache=token_cache,
                 allow_insecure_http=config.allow_insecure_http,
+                transport=transport,
             )
         check_credential_url(creds.endpoint, allow_insecure_http=config.allow_insecure_http)
         self.credentials = creds
@@ -248,6 +298,8 @@ class _Gen3Ops:
     def endpoint(self) -> str:
         """The commons URL."""
         return self.base_url
+
+    access_token = _AccessToken()
 
     # -- user ------------------------------------------------------------------------------------------------
     @operation

@@ -118,6 +118,8 @@ class FakeGen3Commons(FakeService):
     Settings (plain attributes): ``access_token_ttl`` (seconds, default 1200), ``api_key_ttl``
     (default 30 days), ``max_presigned_url_ttl`` (3600), ``upload_bucket``, ``index_on_upload``
     (fill the index record as soon as an upload lands; when False, call :meth:`run_indexing`),
+    ``wts_idps`` (the workspace token service's identity providers: ``default`` is this commons, whose
+    ``user`` the workspace belongs to; add other fake commons under other names),
     ``graphql_error_status`` (400, as peregrine), ``indexd_credentials`` (HTTP Basic user and password
     accepted for indexd writes).
     """
@@ -125,6 +127,7 @@ class FakeGen3Commons(FakeService):
     default_origins: ClassVar[dict[str, str]] = {
         "api": "https://commons.fake.test",
         "storage": "https://storage.fake.test",
+        "wts": "http://workspace-token-service.default.svc.cluster.local",
     }
 
     def __init__(
@@ -158,6 +161,7 @@ class FakeGen3Commons(FakeService):
         self._uploads: dict[tuple[str, str], str] = {}
         self.pending_indexing: list[tuple[str, str, str]] = []
         self.user = self.add_user("test-user@example.org", email="test-user@example.org")
+        self.wts_idps: dict[str, FakeGen3Commons] = {"default": self}
 
     # -- clock ---------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -436,6 +440,22 @@ class FakeGen3Commons(FakeService):
                 return json_response({"message": exc.message}, exc.status)
             except _Unauthorized as exc:
                 return json_response({"message": exc.message}, exc.status)
+
+    @route("GET", r"/token/?", origin="wts")
+    def _wts_token(self, request: httpx.Request) -> httpx.Response:
+        """The workspace token service: a token of the workspace user at the commons of ``idp``."""
+        idp = request.url.params.get("idp", "default")
+        raw = request.url.params.get("expires")
+        if raw is not None and not raw.lstrip("-").isdigit():
+            return json_response({"error": "expires has to be an integer"}, 400)
+        commons = self.wts_idps.get(idp)
+        if commons is None:
+            return json_response({"error": f'Requested IDP "{idp}" is not configured'}, 400)
+        with commons.lock:
+            token = commons._access_token(
+                commons.user, list(_API_KEY_SCOPES), float(raw) if raw is not None else None
+            )
+        return json_response({"token": token})
 
     @route("GET", r"/peregrine/(?P<path>_status|_version)")
     def _peregrine_system(self, request: httpx.Request, path: str) -> httpx.Response:
@@ -968,7 +988,14 @@ class FakeGen3Commons(FakeService):
     def _project_user(
         self, request: httpx.Request, program: str, project: str, method: str
     ) -> FakeUser:
-        user, _ = self._user(request)
+        """Sheepdog's per-project check: it hands the token to arborist, which refuses an expired or
+        otherwise invalid token like a missing permission (403); only a missing token is a 401."""
+        if self._bearer(request) is None:
+            self._user(request)  # 401: no token at all
+        try:
+            user, _ = self._user(request)
+        except _Unauthorized:
+            raise ApiError(403, "user is unauthorized") from None
         if not user.can(f"/programs/{program}/projects/{project}", method, "sheepdog"):
             raise ApiError(
                 403, f"You don't have access to this data: {method} on {program}-{project}"
