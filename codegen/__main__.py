@@ -23,7 +23,17 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="fetch a live server's OpenAPI document into specs/SERVICE/")
     f.add_argument("service")
     f.add_argument("--url", required=True, help="URL of the server's OpenAPI/Swagger document")
-    f.add_argument("--token", help="bearer token, if the document needs one (never stored)")
+    f.add_argument(
+        "--token",
+        help="bearer token, if the document needs one (never stored; https or loopback only)",
+    )
+    f.add_argument(
+        "--as",
+        dest="variant",
+        metavar="NAME",
+        help="write specs/SERVICE/NAME/ (e.g. `live`) instead of specs/SERVICE/; the project's document "
+        "stays untouched",
+    )
     f.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     f.add_argument(
         "--max-bytes", type=int, default=20_000_000, help="refuse larger documents (default 20 MB)"
@@ -36,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("services", nargs="*")
     g.add_argument(
         "--output", help="write into this directory instead of generated/scibind_generated"
+    )
+    g.add_argument(
+        "--from",
+        dest="variant",
+        metavar="NAME",
+        help="build from specs/SERVICE/NAME/ (e.g. a `fetch --as live` document) with "
+        "specs/SERVICE/NAME-overrides.yaml; needs --output, never touches generated/ or the lock",
     )
     g.add_argument("--summary", action="store_true", help="print a per-service summary table")
     g.add_argument(
@@ -78,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--old-overrides", help="overrides to apply to OLD before comparing")
     d.add_argument("--new-overrides", help="overrides to apply to NEW before comparing")
+    d.add_argument(
+        "--ignore-error-responses",
+        action="store_true",
+        help="leave 4xx/5xx responses out (documents differ in which errors they list)",
+    )
     d.set_defaults(module="codegen.diff")
 
     dd = sub.add_parser("dictionary", help="typed node models from a Gen3 commons' data dictionary")

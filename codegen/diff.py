@@ -3,7 +3,12 @@
 Both documents are normalised first (so Swagger 2.0 vs OpenAPI 3 and YAML quirks do not show up as changes).
 Breaking: a removed operation, a removed or newly required parameter, a parameter type or location change,
 a new required request field (or a body that becomes required), a removed media type, a removed 2xx response,
-a removed response field, a response field that may now be absent, and any type change.
+a removed response field, a response field that may now be absent, and any type change. A changed operationId
+is reported (generated code names its module after it) but is not breaking on the wire.
+
+``--ignore-error-responses`` leaves 4xx/5xx responses out (documents differ in which error statuses they bother
+to list). A document in a variant folder ``specs/<service>/<variant>/`` (``python -m codegen fetch --as``) gets
+``specs/<service>/<variant>-overrides.yaml`` applied unless ``--old-overrides``/``--new-overrides`` say otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from codegen import services
 from codegen.apimodel import Field, Operation, Param, api_view
 from codegen.normalize import load_normalized
 from codegen.specio import SpecError
@@ -123,6 +129,9 @@ def _diff_fields(
 
 def _diff_operation(label: str, a: Operation, b: Operation) -> list[Change]:
     out = _diff_params(label, a.params, b.params)
+    if a.operation_id != b.operation_id:
+        detail = f"{a.operation_id} -> {b.operation_id} (generated module renamed)"
+        out.append(Change(label, "operation", "changed", "operationId", detail, False))
     if a.body_required != b.body_required:
         out.append(
             Change(
@@ -154,9 +163,20 @@ def _diff_operation(label: str, a: Operation, b: Operation) -> list[Change]:
     return out
 
 
-def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
-    """Changes between two normalised OpenAPI 3 documents."""
+def _without_errors(view: dict[str, Operation]) -> dict[str, Operation]:
+    for op in view.values():
+        op.responses = {c: f for c, f in op.responses.items() if c[:1] not in ("4", "5")}
+    return view
+
+
+def diff_documents(
+    old: dict[str, Any], new: dict[str, Any], *, error_responses: bool = True
+) -> list[Change]:
+    """Changes between two normalised OpenAPI 3 documents (4xx/5xx responses left out unless
+    ``error_responses``)."""
     a, b = api_view(old), api_view(new)
+    if not error_responses:
+        a, b = _without_errors(a), _without_errors(b)
     changes: list[Change] = []
     for key in sorted(a.keys() - b.keys()):
         changes.append(
@@ -172,10 +192,19 @@ def diff_documents(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
 
 
 def diff_specs(
-    old: Path, new: Path, *, old_overrides: Path | None = None, new_overrides: Path | None = None
+    old: Path,
+    new: Path,
+    *,
+    old_overrides: Path | None = None,
+    new_overrides: Path | None = None,
+    error_responses: bool = True,
 ) -> list[Change]:
     """Normalise two spec files and diff them."""
-    return diff_documents(load_normalized(old, old_overrides), load_normalized(new, new_overrides))
+    return diff_documents(
+        load_normalized(old, old_overrides),
+        load_normalized(new, new_overrides),
+        error_responses=error_responses,
+    )
 
 
 def _grouped(changes: list[Change]) -> dict[str, list[Change]]:
@@ -217,12 +246,19 @@ def format_changes(
 
 def main(args: argparse.Namespace) -> int:
     """``python -m codegen diff OLD NEW [--format text|markdown|json] [--fail-on-breaking]``."""
-    overrides = {
-        key: Path(value) if (value := getattr(args, key, None)) else None
-        for key in ("old_overrides", "new_overrides")
-    }
+    overrides: dict[str, Path | None] = {}
+    for key, spec in (("old_overrides", args.old), ("new_overrides", args.new)):
+        given = getattr(args, key, None)
+        overrides[key] = Path(given) if given else services.variant_overrides(Path(spec))
+        if not given and overrides[key] is not None:
+            print(f"note: {spec}: applying {overrides[key]}", file=sys.stderr)
     try:
-        changes = diff_specs(Path(args.old), Path(args.new), **overrides)
+        changes = diff_specs(
+            Path(args.old),
+            Path(args.new),
+            **overrides,
+            error_responses=not getattr(args, "ignore_error_responses", False),
+        )
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

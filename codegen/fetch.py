@@ -1,14 +1,23 @@
-"""``python -m codegen fetch SERVICE --url URL [--token T]``: download a live OpenAPI document.
+"""``python -m codegen fetch SERVICE --url URL [--token T] [--as NAME]``: download a live OpenAPI document.
 
 Writes ``specs/<service>/openapi.json`` or ``openapi.yaml`` byte for byte as served, plus ``PROVENANCE.md``
 (URL, UTC date, sha256, the document's own version fields and the server's version header if any).
-The token is sent as a bearer token to that URL only; it is never written, logged or echoed.
+``--as live`` writes them to ``specs/<service>/live/`` instead: a variant that ``generate --from live`` and
+``diff`` use with ``specs/<service>/live-overrides.yaml``, leaving the project's document alone.
+
+Safe by construction: fetch only replaces what an earlier fetch wrote (its ``PROVENANCE.md`` says so and names
+the file); a folder holding a document written any other way (e.g. by hand) is refused, and nothing is deleted
+but the previous fetched document. The token is sent as a bearer token to the URL's origin only, never over
+plain http to a host that is not loopback, and is never written, logged or echoed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +28,21 @@ import httpx
 from codegen import services
 from codegen.specio import SpecError, parse_document, sha256_bytes
 
-__all__ = ["FetchError", "Fetched", "fetch_document", "main", "redact_url", "write_spec"]
+__all__ = [
+    "FETCH_MARK",
+    "FetchError",
+    "Fetched",
+    "check_target",
+    "fetch_document",
+    "main",
+    "redact_url",
+    "target_dir",
+    "write_spec",
+]
+
+FETCH_MARK = "Fetched with `python -m codegen fetch`"
+"""The line that marks a PROVENANCE.md (and its document) as written by fetch."""
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 _SECRET_WORDS = ("token", "key", "secret", "password", "signature", "credential", "auth", "sig")
 _VERSION_HEADERS = ("x-api-version", "api-version", "x-version", "x-app-version", "server")
@@ -55,6 +78,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def fetch_document(
     url: str,
     *,
@@ -63,10 +95,18 @@ def fetch_document(
     max_bytes: int = 20_000_000,
     transport: httpx.BaseTransport | None = None,
 ) -> Fetched:
-    """GET ``url`` (following redirects on the same origin), with a timeout and a size cap."""
+    """GET ``url`` (following redirects on the same origin), with a timeout and a size cap.
+
+    A ``token`` goes to the URL's origin only, and never over plain http to a host that is not loopback.
+    """
     headers = {"Accept": _ACCEPT, "User-Agent": "scibind-codegen"}
     origin = urlsplit(url)[:2]
     safe = redact_url(url)
+    if token and (origin[0] != "https" and not _is_loopback(urlsplit(url).hostname or "")):
+        raise FetchError(
+            f"refusing to send --token over {origin[0] or 'no scheme'} to {safe}: use https "
+            "(plain http is allowed to loopback hosts only)"
+        )
     with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
         current = url
         for _hop in range(5):
@@ -114,14 +154,17 @@ def fetch_document(
     return Fetched(url=safe, content=content, is_json=is_json, headers=kept, document=document)
 
 
-def _provenance(service: str, fetched: Fetched, filename: str, when: dt.datetime) -> str:
+def _provenance(
+    service: str, fetched: Fetched, filename: str, when: dt.datetime, variant: str | None = None
+) -> str:
     doc = fetched.document
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
     assert isinstance(info, dict)
+    title = f"{service} ({variant})" if variant else service
     lines = [
-        f"# {service}: spec provenance",
+        f"# {title}: spec provenance",
         "",
-        "Fetched with `python -m codegen fetch`; the document is stored exactly as served.",
+        f"{FETCH_MARK}; the document is stored exactly as served.",
         "",
         f"- URL: {fetched.url}",
         f"- Fetched (UTC): {when.strftime('%Y-%m-%dT%H:%M:%SZ')}",
@@ -133,30 +176,97 @@ def _provenance(service: str, fetched: Fetched, filename: str, when: dt.datetime
         f"- API version (info.version): {info.get('version', '(none)')}",
     ]
     lines += [f"- Server header {name}: {value}" for name, value in sorted(fetched.headers.items())]
+    if variant:
+        rel = f"specs/{service}"
+        lines += [
+            "",
+            f"A variant of `{rel}/`: the project's own document there is not changed. With",
+            f"`{rel}/{variant}-overrides.yaml` (applied automatically):",
+            "",
+            f"    python -m codegen diff {rel}/openapi.yaml {rel}/{variant}/{filename} --ignore-error-responses",
+            f"    python -m codegen generate {service} --from {variant} --output DIR",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_spec(service: str, fetched: Fetched, specs_dir: Path = services.SPECS_DIR) -> Path:
-    """Write the document and PROVENANCE.md into ``specs_dir/service``; returns the document's path."""
-    target = specs_dir / service
+def target_dir(service: str, variant: str | None = None, specs_dir: Path | None = None) -> Path:
+    """``specs/<service>/`` or ``specs/<service>/<variant>/``."""
+    for name in (service, variant):
+        if name is not None and not _NAME.match(name):
+            raise FetchError(f"invalid name {name!r} (lower-case letters, digits, - and _)")
+    base = (specs_dir or services.SPECS_DIR) / service
+    return base / variant if variant else base
+
+
+def _fetched_file(target: Path) -> tuple[bool, str | None]:
+    """``(PROVENANCE.md absent or written by fetch, the document file it names)``."""
+    provenance = target / "PROVENANCE.md"
+    if not provenance.is_file():
+        return True, None
+    text = provenance.read_text(encoding="utf-8", errors="replace")
+    if FETCH_MARK not in text:
+        return False, None
+    named = re.search(r"^- File: (\S+)$", text, re.MULTILINE)
+    return True, named.group(1) if named else None
+
+
+def check_target(
+    service: str, variant: str | None = None, specs_dir: Path | None = None
+) -> tuple[Path, str | None]:
+    """``(folder, document the previous fetch wrote there)``; FetchError if fetch may not write there."""
+    target = target_dir(service, variant, specs_dir)
+    ours, previous = _fetched_file(target)
+    foreign = [n for n in services.SPEC_NAMES if (target / n).exists() and n != previous]
+    if not ours or foreign:
+        what = ", ".join(foreign) if foreign else "PROVENANCE.md"
+        hint = "" if variant else " (fetch into a variant folder instead: --as live)"
+        raise FetchError(
+            f"{services.repo_relative(target)} holds {what} not written by fetch; "
+            f"not replacing it{hint}"
+        )
+    return target, previous
+
+
+def write_spec(
+    service: str,
+    fetched: Fetched,
+    specs_dir: Path | None = None,
+    *,
+    variant: str | None = None,
+) -> Path:
+    """Write the document and PROVENANCE.md into ``specs/<service>/`` (or its ``variant`` folder).
+
+    Refuses (FetchError) a folder holding a document or a PROVENANCE.md that fetch did not write; replaces
+    only the previously fetched document. Returns the document's path.
+    """
+    target, previous = check_target(service, variant, specs_dir)
     target.mkdir(parents=True, exist_ok=True)
     filename = "openapi.json" if fetched.is_json else "openapi.yaml"
-    for stale in services.SPEC_NAMES:
-        if stale != filename and (target / stale).exists():
-            (target / stale).unlink()
     path = target / filename
-    path.write_bytes(fetched.content)
+    _write_atomically(path, fetched.content)
     when = dt.datetime.now(dt.UTC)
-    (target / "PROVENANCE.md").write_text(
-        _provenance(service, fetched, filename, when), encoding="utf-8"
+    _write_atomically(
+        target / "PROVENANCE.md",
+        _provenance(service, fetched, filename, when, variant).encode("utf-8"),
     )
+    if previous and previous != filename and (target / previous).is_file():
+        (target / previous).unlink()  # the document the previous fetch wrote, in the other format
     return path
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    staging = path.with_name(f".{path.name}.fetching")
+    staging.write_bytes(content)
+    os.replace(staging, path)
 
 
 def main(args: argparse.Namespace) -> int:
     """Fetch and store; never prints the token."""
-    if not args.service.replace("-", "").replace("_", "").isalnum() or args.service.startswith("_"):
-        print(f"error: invalid service name {args.service!r}", file=sys.stderr)
+    variant = getattr(args, "variant", None)
+    try:
+        check_target(args.service, variant)  # before any request
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         fetched = fetch_document(
@@ -168,6 +278,10 @@ def main(args: argparse.Namespace) -> int:
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    path = write_spec(args.service, fetched)
+    try:
+        path = write_spec(args.service, fetched, variant=variant)
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {services.repo_relative(path)} ({len(fetched.content)} bytes) and PROVENANCE.md")
     return 0

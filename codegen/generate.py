@@ -312,8 +312,13 @@ def _print_problems(report: GenerationReport, *, verbose: bool) -> None:
 def main(args: argparse.Namespace) -> int:
     """``python -m codegen generate [SERVICE ...] [--output DIR] [--summary] [--strict] [--verbose]``."""
     output_root = Path(args.output) if getattr(args, "output", None) else services.DEFAULT_OUTPUT
+    variant = getattr(args, "variant", None)  # --from NAME: specs/<svc>/NAME/, never generated/
+    if variant and not getattr(args, "output", None):
+        print("error: --from needs --output DIR (generated/ is built from specs/<svc>/ only)")
+        return 2
     try:
         selected = services.find(list(args.services))
+        selected = [services.variant(s, variant) for s in selected] if variant else selected
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -322,7 +327,7 @@ def main(args: argparse.Namespace) -> int:
             f"no services under {services.SPECS_DIR} (a service is specs/<name>/openapi.(yaml|json))"
         )
         return 0
-    reports, failures = generate_all(selected, output_root)
+    reports, failures = generate_all(selected, output_root, write_lock=not variant)
     verbose = bool(getattr(args, "verbose", False))
     for report in reports:
         _print_problems(report, verbose=verbose)

@@ -1,4 +1,10 @@
-"""The services the project builds: one directory per service under ``specs/``."""
+"""The services the project builds: one directory per service under ``specs/``.
+
+A service directory may also hold *variants*: other documents of the same API in subfolders, e.g. ``specs/dandi/live/``
+(written by ``python -m codegen fetch dandi --url URL --as live``), with their overrides next to the folder
+(``specs/dandi/live-overrides.yaml``). Variants are never built into ``generated/``; ``generate --from live
+--output DIR`` and ``diff`` use them.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ __all__ = [
     "discover",
     "find",
     "repo_relative",
+    "variant",
+    "variant_overrides",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +58,9 @@ def _service_in(directory: Path) -> Service | None:
     return None
 
 
-def discover(specs_dir: Path = SPECS_DIR) -> list[Service]:
+def discover(specs_dir: Path | None = None) -> list[Service]:
     """Every service directory holding an OpenAPI document (``_name`` and ``.name`` directories are skipped)."""
+    specs_dir = specs_dir or SPECS_DIR
     if not specs_dir.is_dir():
         return []
     found = []
@@ -64,8 +73,9 @@ def discover(specs_dir: Path = SPECS_DIR) -> list[Service]:
     return found
 
 
-def find(names: list[str], specs_dir: Path = SPECS_DIR) -> list[Service]:
+def find(names: list[str], specs_dir: Path | None = None) -> list[Service]:
     """The named services (directory or package names); all of them when ``names`` is empty."""
+    specs_dir = specs_dir or SPECS_DIR
     services = discover(specs_dir)
     if not names:
         return services
@@ -84,3 +94,27 @@ def repo_relative(path: Path) -> str:
         return resolved.relative_to(REPO_ROOT).as_posix()
     except ValueError:
         return f"{resolved.parent.name}/{resolved.name}"
+
+
+def variant(service: Service, name: str) -> Service:
+    """The document in ``specs/<service>/<name>/`` with ``specs/<service>/<name>-overrides.yaml`` (if any),
+    under the service's name (so it builds the same package). LookupError when there is none."""
+    directory = service.spec.parent / name
+    found = _service_in(directory) if directory.is_dir() else None
+    if found is None:
+        raise LookupError(
+            f"no {name!r} document for {service.name} in {directory} "
+            f"(python -m codegen fetch {service.name} --url URL --as {name})"
+        )
+    overrides = service.spec.parent / f"{name}-overrides.yaml"
+    return Service(service.name, found.spec, overrides if overrides.is_file() else None)
+
+
+def variant_overrides(spec: Path) -> Path | None:
+    """The overrides of a variant document (``specs/<svc>/<variant>/openapi.*`` ->
+    ``specs/<svc>/<variant>-overrides.yaml``), or None for anything else."""
+    if spec.name not in SPEC_NAMES:
+        return None
+    candidate = spec.parent.parent / f"{spec.parent.name}-overrides.yaml"
+    is_variant = any((spec.parent.parent / name).is_file() for name in SPEC_NAMES)
+    return candidate if is_variant and candidate.is_file() else None
