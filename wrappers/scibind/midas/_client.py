@@ -365,9 +365,52 @@ class _CoreOps(_MidasBase):
         )
 
     @operation
-    def search_items(self, name: str, folder_id: Id | None = None) -> fx.Op[list[Item]]:
-        """Items with exactly this name (in one folder when ``folder_id`` is given)."""
+    def search_items(
+        self, name: str, folder_id: Id | None = None, *, folder_name: str | None = None
+    ) -> fx.Op[list[Item]]:
+        """Items you may read with exactly this name: anywhere, in the folder ``folder_id``, or in any folder
+        named ``folder_name`` (each item's ``folder_id`` names one of its folders you may read)."""
+        if folder_name is not None:
+            if folder_id is not None:
+                raise errors.ConfigurationError(
+                    "search_items takes folder_id or folder_name, not both"
+                )
+            data = yield from self._call(
+                "items.search_items_by_name_in_folder_named",
+                "SearchItemsByNameInFolderNamedParams",
+                {"name": name, "folderName": folder_name},
+                idempotent=True,
+            )
+            return list(data.items)
         return (yield from self._search_items(name, folder_id))
+
+    @operation
+    def create_link(
+        self,
+        folder_id: Id,
+        url: str,
+        *,
+        item_name: str | None = None,
+        length: int | None = None,
+        checksum: str | None = None,
+    ) -> fx.Op[Item]:
+        """Create an item in a folder holding a link to ``url`` instead of bytes (named after the URL unless
+        ``item_name`` is given; ``length`` and ``checksum`` describe what the link points at)."""
+        if length is not None and length < 0:
+            raise errors.ConfigurationError("length must not be negative")
+        return (  # type: ignore[no-any-return]
+            yield from self._call(
+                "items.create_link",
+                "CreateLinkParams",
+                {
+                    "folderid": int(folder_id),
+                    "url": url,
+                    "itemname": item_name,
+                    "length": length,
+                    "checksum": checksum,
+                },
+            )
+        )
 
     @operation
     def get_item_metadata(

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
@@ -159,6 +160,7 @@ class _ModuleOps(_MidasBase):
         *,
         producer_revision: str | None = None,
         submit_time: str | None = None,
+        submission_id: Id | None = None,
         submission_uuid: str | None = None,
         config_item_id: Id | None = None,
         test_dataset_id: Id | None = None,
@@ -171,11 +173,12 @@ class _ModuleOps(_MidasBase):
         unofficial: bool = False,
         silent: bool = False,
     ) -> fx.Op[Scalar]:
-        """Add a value to a trend (producer and trend are created on first use)."""
+        """Add a value to a trend (producer and trend are created on first use).
 
-        def opt_id(x: Id | None) -> int | None:
-            return int(x) if x is not None else None
-
+        The value belongs to the submission ``submission_id`` (an existing one, by id) or ``submission_uuid``
+        (created if new); ``params`` and ``extra_urls`` (``[{"label", "text", "href"}]``) are shown with it;
+        ``silent`` schedules no threshold e-mails; ``unofficial`` makes it visible to you only.
+        """
         return (  # type: ignore[no-any-return]
             yield from self._call(
                 "tracker.add_tracker_scalar",
@@ -187,17 +190,16 @@ class _ModuleOps(_MidasBase):
                     "value": value,
                     "producerRevision": producer_revision,
                     "submitTime": submit_time,
+                    "submissionId": _opt_id(submission_id),
                     "submissionUuid": submission_uuid,
-                    "configItemId": opt_id(config_item_id),
-                    "testDatasetId": opt_id(test_dataset_id),
-                    "truthDatasetId": opt_id(truth_dataset_id),
+                    "configItemId": _opt_id(config_item_id),
+                    "testDatasetId": _opt_id(test_dataset_id),
+                    "truthDatasetId": _opt_id(truth_dataset_id),
                     "unit": unit,
                     "branch": branch,
                     "buildResultsUrl": build_results_url,
-                    "params": json.dumps(dict(params)) if params is not None else None,
-                    "extraUrls": json.dumps([dict(u) for u in extra_urls])
-                    if extra_urls is not None
-                    else None,
+                    "params": _json_text(params),
+                    "extraUrls": _json_text(extra_urls),
                     "unofficial": _flag(unofficial),
                     "silent": _flag(silent),
                 },
@@ -263,9 +265,21 @@ class _ModuleOps(_MidasBase):
         *,
         submit_time: str | None = None,
         parent_keys: Sequence[str] | None = None,
+        config_item_id: Id | None = None,
+        test_dataset_id: Id | None = None,
+        truth_dataset_id: Id | None = None,
+        branch: str | None = None,
+        build_results_url: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        extra_urls: Sequence[Mapping[str, str]] | None = None,
         unofficial: bool = False,
+        silent: bool = False,
     ) -> fx.Op[list[Scalar]]:
-        """Add every number of a JSON document (a mapping, or the path of a JSON file) as a scalar."""
+        """Add every number of a JSON document (a mapping, or the path of a JSON file) as a scalar.
+
+        ``parent_keys`` limits it to the numbers under those keys (``"a.b"`` for nesting); the other options
+        are those of :meth:`add_scalar`, applied to every scalar.
+        """
         from scibind_generated.midas.models import TrackerResultsDocument
 
         if isinstance(results, Mapping):
@@ -278,10 +292,19 @@ class _ModuleOps(_MidasBase):
             "producer_revision": producer_revision,
             "submit_time": submit_time,
             "parent_keys": ";".join(parent_keys) if parent_keys else None,
+            "config_item_id": _opt_id(config_item_id),
+            "test_dataset_id": _opt_id(test_dataset_id),
+            "truth_dataset_id": _opt_id(truth_dataset_id),
+            "branch": branch,
+            "build_results_url": build_results_url,
+            "extra_urls": _json_text(extra_urls),
             "unofficial": _flag(unofficial),
+            "silent": _flag(silent),
         }
+        endpoint = _ep("tracker.upload_tracker_results")
+        extra = {"params": _json_text(params)} if params is not None else {}
         resp = yield fx.Call(
-            _ep("tracker.upload_tracker_results"),
+            _WithQuery(endpoint, extra) if extra else endpoint,  # type: ignore[arg-type]
             {
                 "body": TrackerResultsDocument.from_dict(document),
                 "token": "",  # filled in by the auth flow
@@ -289,6 +312,40 @@ class _ModuleOps(_MidasBase):
             },
         )
         return list(_data(resp.parsed.data) or [])
+
+
+class _WithQuery:
+    """A generated endpoint module that also sends ``extra`` query parameters.
+
+    For a query parameter the spec cannot declare: openapi-python-client 0.29.1 keeps the query of a request
+    in a local variable named ``params``, so an API parameter called ``params`` (the tracker's results upload)
+    would overwrite it. Parsing stays the endpoint's own.
+    """
+
+    def __init__(self, endpoint: ModuleType, extra: Mapping[str, str]) -> None:
+        self._endpoint = endpoint
+        self._extra = dict(extra)
+        self.__name__ = endpoint.__name__
+        self._build_response = endpoint._build_response
+        self._parse_response = endpoint._parse_response
+
+    def _get_kwargs(self, **kwargs: Any) -> dict[str, Any]:
+        request: dict[str, Any] = self._endpoint._get_kwargs(**kwargs)
+        request["params"] = {**request.get("params", {}), **self._extra}
+        return request
+
+
+def _opt_id(value: Id | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _json_text(value: Mapping[str, Any] | Sequence[Mapping[str, str]] | None) -> str | None:
+    """``params`` / ``extra_urls`` as the tracker takes them: JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    return json.dumps([dict(u) for u in value])
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ BatchMake DAGs). It answers the way Midas 3.4 does:
   body to the session and fails with -105 while fewer than ``length`` bytes have arrived, so a client can
   ask ``midas.upload.getoffset`` and send the rest;
 * downloads redirect (302) to ``/download/?items=...`` / ``?folders=`` / ``?bitstream=...&offset=`` which
-  return the bytes (a zip for several files).
+  return the bytes (a zip for several files); an item made by ``midas.link.create`` holds one bitstream whose
+  path is the URL (no bytes), and downloading it redirects there.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class _MidasError(Exception):
         self.message = message
 
 
+def _is_link(bitstream: dict[str, Any]) -> bool:
+    """A bitstream made by ``midas.link.create``: its path is an http(s) URL, it holds no bytes."""
+    return str(bitstream.get("path", "")).startswith(("http://", "https://"))
+
+
 def _strs(d: dict[str, Any]) -> dict[str, Any]:
     """A DAO array as Midas sends it: numbers as decimal text, None kept."""
     return {
@@ -111,6 +117,8 @@ class FakeMidas(FakeService):
         self.item_thumbnails: dict[int, dict[str, Any]] = {}
         self.condor_dags: dict[int, dict[str, Any]] = {}
         self.condor_jobs: dict[int, dict[str, Any]] = {}
+        #: scalars whose threshold notifications were scheduled (those added without ``silent``)
+        self.notified_scalars: list[int] = []
 
     # ------------------------------------------------------------------------------------------------
     # Seeding helpers and clock
@@ -236,7 +244,7 @@ class FakeMidas(FakeService):
                 else {
                     b["name"]: self.blobs[b["checksum"]]
                     for b in self.bitstreams.values()
-                    if b["itemrevision_id"] == rev["itemrevision_id"]
+                    if b["itemrevision_id"] == rev["itemrevision_id"] and not _is_link(b)
                 }
             )
 
@@ -1037,12 +1045,50 @@ class FakeMidas(FakeService):
             owningfolders=[self._folder_out(self.folders[f]) for f in item["folders"]],
         )
 
-    def _search(self, user: dict[str, Any] | None, name: str, folder_id: int | None) -> Any:
+    def m_link__create(self, request: httpx.Request, p: Params) -> Any:
+        if request.method != "POST":
+            raise _MidasError(-153, "POST method required")
+        self._need(p, "folderid", "url")
+        user = self._user(p)
+        if not user:
+            raise _MidasError(MIDAS_INVALID_POLICY, "Anonymous users may not create a link")
+        folder = self.folders.get(self._int(p, "folderid"))
+        if folder is None:
+            raise _MidasError(
+                MIDAS_INVALID_PARAMETER, "Folder corresponding to folderid does not exist"
+            )
+        if not self._check(user, folder, _WRITE):
+            raise _MidasError(MIDAS_INVALID_POLICY, "Invalid policy or folderid")
+        try:
+            url = httpx.URL(p["url"])
+        except httpx.InvalidURL:
+            url = None
+        if url is None or "://" not in p["url"] or not url.scheme or not url.host:
+            raise _MidasError(MIDAS_INVALID_PARAMETER, "Invalid URL")
+        length = p.get("length", "0")
+        if not length.isdigit():
+            raise _MidasError(MIDAS_INVALID_PARAMETER, "Invalid length")
+        iid = self._new_item(p.get("itemname", p["url"]), folder["folder_id"], user["user_id"])
+        rev = self._new_revision(iid, user["user_id"], "Initial revision")
+        bid = self._add_bitstream_record(rev, p["url"], p.get("checksum", " "), int(length))
+        self.bitstreams[bid].update(mimetype="url", path=p["url"])
+        return self._item_out(self.items[iid])
+
+    def _search(
+        self,
+        user: dict[str, Any] | None,
+        name: str,
+        folder_id: int | None,
+        *,
+        in_folders: set[int] | None = None,
+    ) -> Any:
         found = []
         for item in self.items.values():
             if item["name"] != name or not self._check(user, item, _READ):
                 continue
             if folder_id is not None and folder_id not in item["folders"]:
+                continue
+            if in_folders is not None and not in_folders.intersection(item["folders"]):
                 continue
             out = self._item_out(item)
             fid = next(
@@ -1060,6 +1106,13 @@ class FakeMidas(FakeService):
     def m_item__searchbynameandfolder(self, request: httpx.Request, p: Params) -> Any:
         self._need(p, "name")
         return self._search(self._user(p), p["name"], self._int(p, "folderId"))
+
+    def m_item__searchbynameandfoldername(self, request: httpx.Request, p: Params) -> Any:
+        self._need(p, "name")
+        if "folderName" not in p:  # like the server: without a folder name, a search by name
+            return self._search(self._user(p), p["name"], None)
+        named = {f["folder_id"] for f in self.folders.values() if f["name"] == p["folderName"]}
+        return self._search(self._user(p), p["name"], None, in_folders=named)
 
     def m_item__download(self, request: httpx.Request, p: Params) -> Any:
         user = self._user(p)
@@ -1568,6 +1621,21 @@ class FakeMidas(FakeService):
         metric = metric.strip()
         if not metric:
             raise _MidasError(-1, "Metric name must not be empty")
+        for name, what in (
+            ("configItemId", "config item"),
+            ("testDatasetId", "test dataset item"),
+            ("truthDatasetId", "truth dataset item"),
+        ):
+            if name in p:
+                item = self.items.get(self._int(p, name))
+                if not self._check(user or None, item, _READ):
+                    raise _MidasError(403, f"Read permission required on {what}")
+        for name in ("params", "extraUrls"):
+            if name in p:
+                try:
+                    json.loads(p[name])
+                except ValueError:
+                    raise _MidasError(-1, f"Parameter {name} is not valid JSON") from None
         key = (
             producer["producer_id"],
             metric,
@@ -1590,14 +1658,25 @@ class FakeMidas(FakeService):
         self.scalars[sid] = {
             "scalar_id": sid,
             "trend_id": trend["trend_id"],
-            "submission_id": submission["submission_id"] if submission else -1,
+            "submission_id": (
+                int(p["submissionId"])
+                if "submissionId" in p
+                else submission["submission_id"]
+                if submission
+                else -1
+            ),
             "value": value,
             "producer_revision": p.get("producerRevision", ""),
             "submit_time": p.get("submitTime", self._stamp()),
             "user_id": user["user_id"],
             "official": 0 if "unofficial" in p else 1,
             "branch": p.get("branch", ""),
+            "build_results_url": p.get("buildResultsUrl", ""),
+            "params": p.get("params"),
+            "extra_urls": p.get("extraUrls"),
         }
+        if "silent" not in p:
+            self.notified_scalars.append(sid)
         return self.scalars[sid]
 
     def m_tracker__scalar__add(self, request: httpx.Request, p: Params) -> Any:
@@ -1607,8 +1686,10 @@ class FakeMidas(FakeService):
         user = self._user(p)
         comm = self._tracker_community(user, p)
         producer = self._producer(comm, p["producerDisplayName"])
-        submission = (
-            self._submission(producer, p.get("submissionUuid")) if "submissionUuid" in p else None
+        submission = (  # an id is used as given; a uuid names (or creates) a submission
+            self._submission(producer, p.get("submissionUuid"))
+            if "submissionUuid" in p and "submissionId" not in p
+            else None
         )
         try:
             value = float(p["value"])
@@ -1715,11 +1796,14 @@ class FakeMidas(FakeService):
                 if r["item_id"] == item["item_id"] and (not rev_no or str(r["revision"]) == rev_no)
             ]
             rev = max(revs, key=lambda r: r["revision"]) if revs else None
-            files = [
-                (b["name"], self.blobs[b["checksum"]])
+            streams = [
+                b
                 for b in self.bitstreams.values()
                 if rev and b["itemrevision_id"] == rev["itemrevision_id"]
             ]
+            if len(streams) == 1 and _is_link(streams[0]):  # a link item: to where it points
+                return httpx.Response(302, headers={"Location": streams[0]["path"]})
+            files = [(b["name"], self.blobs[b["checksum"]]) for b in streams if not _is_link(b)]
             if len(files) == 1:
                 return self._file_response(*files[0])
             return self._zip_response(item["name"], files)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .create_folder_response import CreateFolderResponse
     from .create_item_params import CreateItemParams
     from .create_item_response import CreateItemResponse
+    from .create_link_params import CreateLinkParams
+    from .create_link_response import CreateLinkResponse
     from .create_small_thumbnail_params import CreateSmallThumbnailParams
     from .create_small_thumbnail_response import CreateSmallThumbnailResponse
     from .delete_bitstream_params import DeleteBitstreamParams
@@ -109,6 +111,8 @@ if TYPE_CHECKING:
     from .move_item_response import MoveItemResponse
     from .perform_upload_response import PerformUploadResponse
     from .scalar import Scalar
+    from .search_items_by_name_in_folder_named_params import SearchItemsByNameInFolderNamedParams
+    from .search_items_by_name_in_folder_named_response import SearchItemsByNameInFolderNamedResponse
     from .search_items_by_name_in_folder_params import SearchItemsByNameInFolderParams
     from .search_items_by_name_in_folder_response import SearchItemsByNameInFolderResponse
     from .search_items_by_name_params import SearchItemsByNameParams
@@ -165,6 +169,8 @@ _MODULES: dict[str, str] = {
     "CreateFolderResponse": ".create_folder_response",
     "CreateItemParams": ".create_item_params",
     "CreateItemResponse": ".create_item_response",
+    "CreateLinkParams": ".create_link_params",
+    "CreateLinkResponse": ".create_link_response",
     "CreateSmallThumbnailParams": ".create_small_thumbnail_params",
     "CreateSmallThumbnailResponse": ".create_small_thumbnail_response",
     "DeleteBitstreamParams": ".delete_bitstream_params",
@@ -236,6 +242,8 @@ _MODULES: dict[str, str] = {
     "MoveItemResponse": ".move_item_response",
     "PerformUploadResponse": ".perform_upload_response",
     "Scalar": ".scalar",
+    "SearchItemsByNameInFolderNamedParams": ".search_items_by_name_in_folder_named_params",
+    "SearchItemsByNameInFolderNamedResponse": ".search_items_by_name_in_folder_named_response",
     "SearchItemsByNameInFolderParams": ".search_items_by_name_in_folder_params",
     "SearchItemsByNameInFolderResponse": ".search_items_by_name_in_folder_response",
     "SearchItemsByNameParams": ".search_items_by_name_params",
@@ -293,6 +301,8 @@ __all__ = (
     "CreateFolderResponse",
     "CreateItemParams",
     "CreateItemResponse",
+    "CreateLinkParams",
+    "CreateLinkResponse",
     "CreateSmallThumbnailParams",
     "CreateSmallThumbnailResponse",
     "DeleteBitstreamParams",
@@ -364,6 +374,8 @@ __all__ = (
     "MoveItemResponse",
     "PerformUploadResponse",
     "Scalar",
+    "SearchItemsByNameInFolderNamedParams",
+    "SearchItemsByNameInFolderNamedResponse",
     "SearchItemsByNameInFolderParams",
     "SearchItemsByNameInFolderResponse",
     "SearchItemsByNameParams",

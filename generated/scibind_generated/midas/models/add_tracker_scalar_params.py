@@ -31,6 +31,8 @@ class AddTrackerScalarParams:
     """ Source revision that produced it. """
     submit_time: str | Unset = UNSET
     """ Submit time (parsed by PHP strtotime). """
+    submission_id: int | Unset = UNSET
+    """ Existing submission by id (wins over submissionUuid). """
     submission_uuid: str | Unset = UNSET
     """ Submission (created if new). """
     config_item_id: int | Unset = UNSET
@@ -70,6 +72,8 @@ class AddTrackerScalarParams:
 
         submit_time = self.submit_time
 
+        submission_id = self.submission_id
+
         submission_uuid = self.submission_uuid
 
         config_item_id = self.config_item_id
@@ -107,6 +111,8 @@ class AddTrackerScalarParams:
             field_dict["producerRevision"] = producer_revision
         if submit_time is not UNSET:
             field_dict["submitTime"] = submit_time
+        if submission_id is not UNSET:
+            field_dict["submissionId"] = submission_id
         if submission_uuid is not UNSET:
             field_dict["submissionUuid"] = submission_uuid
         if config_item_id is not UNSET:
@@ -149,6 +155,8 @@ class AddTrackerScalarParams:
 
         submit_time = d.pop("submitTime", UNSET)
 
+        submission_id = d.pop("submissionId", UNSET)
+
         submission_uuid = d.pop("submissionUuid", UNSET)
 
         config_item_id = d.pop("configItemId", UNSET)
@@ -179,6 +187,7 @@ class AddTrackerScalarParams:
             value=value,
             producer_revision=producer_revision,
             submit_time=submit_time,
+            submission_id=submission_id,
             submission_uuid=submission_uuid,
             config_item_id=config_item_id,
             test_dataset_id=test_dataset_id,

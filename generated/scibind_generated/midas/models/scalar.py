@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -26,6 +26,11 @@ class Scalar:
     user_id: str | Unset = UNSET
     official: str | Unset = UNSET
     branch: str | Unset = UNSET
+    build_results_url: str | Unset = UNSET
+    params: None | str | Unset = UNSET
+    """ JSON object of extra key/values, as sent. """
+    extra_urls: None | str | Unset = UNSET
+    """ JSON list of extra links, as sent. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +51,20 @@ class Scalar:
         official = self.official
 
         branch = self.branch
+
+        build_results_url = self.build_results_url
+
+        params: None | str | Unset
+        if isinstance(self.params, Unset):
+            params = UNSET
+        else:
+            params = self.params
+
+        extra_urls: None | str | Unset
+        if isinstance(self.extra_urls, Unset):
+            extra_urls = UNSET
+        else:
+            extra_urls = self.extra_urls
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -69,6 +88,12 @@ class Scalar:
             field_dict["official"] = official
         if branch is not UNSET:
             field_dict["branch"] = branch
+        if build_results_url is not UNSET:
+            field_dict["build_results_url"] = build_results_url
+        if params is not UNSET:
+            field_dict["params"] = params
+        if extra_urls is not UNSET:
+            field_dict["extra_urls"] = extra_urls
 
         return field_dict
 
@@ -93,6 +118,26 @@ class Scalar:
 
         branch = d.pop("branch", UNSET)
 
+        build_results_url = d.pop("build_results_url", UNSET)
+
+        def _parse_params(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        params = _parse_params(d.pop("params", UNSET))
+
+        def _parse_extra_urls(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        extra_urls = _parse_extra_urls(d.pop("extra_urls", UNSET))
+
         scalar = cls(
             scalar_id=scalar_id,
             value=value,
@@ -103,6 +148,9 @@ class Scalar:
             user_id=user_id,
             official=official,
             branch=branch,
+            build_results_url=build_results_url,
+            params=params,
+            extra_urls=extra_urls,
         )
 
         scalar.additional_properties = d

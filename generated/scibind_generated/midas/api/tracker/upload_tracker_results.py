@@ -23,6 +23,13 @@ def _get_kwargs(
     submit_time: str | Unset = UNSET,
     parent_keys: str | Unset = UNSET,
     unofficial: str | Unset = UNSET,
+    config_item_id: int | Unset = UNSET,
+    test_dataset_id: int | Unset = UNSET,
+    truth_dataset_id: int | Unset = UNSET,
+    branch: str | Unset = UNSET,
+    build_results_url: str | Unset = UNSET,
+    extra_urls: str | Unset = UNSET,
+    silent: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -43,6 +50,20 @@ def _get_kwargs(
     params["parentKeys"] = parent_keys
 
     params["unofficial"] = unofficial
+
+    params["configItemId"] = config_item_id
+
+    params["testDatasetId"] = test_dataset_id
+
+    params["truthDatasetId"] = truth_dataset_id
+
+    params["branch"] = branch
+
+    params["buildResultsUrl"] = build_results_url
+
+    params["extraUrls"] = extra_urls
+
+    params["silent"] = silent
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -97,11 +118,22 @@ def sync_detailed(
     submit_time: str | Unset = UNSET,
     parent_keys: str | Unset = UNSET,
     unofficial: str | Unset = UNSET,
+    config_item_id: int | Unset = UNSET,
+    test_dataset_id: int | Unset = UNSET,
+    truth_dataset_id: int | Unset = UNSET,
+    branch: str | Unset = UNSET,
+    build_results_url: str | Unset = UNSET,
+    extra_urls: str | Unset = UNSET,
+    silent: str | Unset = UNSET,
 ) -> Response[UploadTrackerResultsResponse]:
     """Upload a JSON document of numeric results as scalars
 
      JSON API method midas.tracker.results.upload.json. The body is a JSON document; every number in it
     (under parentKeys) becomes a scalar whose metric is the key path. Parameters go in the query string.
+    The server also reads a `params` query parameter (a JSON object of extra key/values shown with each
+    scalar); it is not declared here because openapi-python-client 0.29.1 names its own query dictionary
+    `params`, and a query parameter of that name would overwrite it (callers add it to the query
+    themselves).
 
     Args:
         method (str | Unset):  Default: 'midas.tracker.results.upload.json'.
@@ -112,6 +144,13 @@ def sync_detailed(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
+        config_item_id (int | Unset):
+        test_dataset_id (int | Unset):
+        truth_dataset_id (int | Unset):
+        branch (str | Unset):
+        build_results_url (str | Unset):
+        extra_urls (str | Unset):
+        silent (str | Unset):
         body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
             scalar named by its key path.
 
@@ -133,6 +172,13 @@ def sync_detailed(
         submit_time=submit_time,
         parent_keys=parent_keys,
         unofficial=unofficial,
+        config_item_id=config_item_id,
+        test_dataset_id=test_dataset_id,
+        truth_dataset_id=truth_dataset_id,
+        branch=branch,
+        build_results_url=build_results_url,
+        extra_urls=extra_urls,
+        silent=silent,
     )
 
     response = client.get_httpx_client().request(
@@ -154,11 +200,22 @@ def sync(
     submit_time: str | Unset = UNSET,
     parent_keys: str | Unset = UNSET,
     unofficial: str | Unset = UNSET,
+    config_item_id: int | Unset = UNSET,
+    test_dataset_id: int | Unset = UNSET,
+    truth_dataset_id: int | Unset = UNSET,
+    branch: str | Unset = UNSET,
+    build_results_url: str | Unset = UNSET,
+    extra_urls: str | Unset = UNSET,
+    silent: str | Unset = UNSET,
 ) -> UploadTrackerResultsResponse | None:
     """Upload a JSON document of numeric results as scalars
 
      JSON API method midas.tracker.results.upload.json. The body is a JSON document; every number in it
     (under parentKeys) becomes a scalar whose metric is the key path. Parameters go in the query string.
+    The server also reads a `params` query parameter (a JSON object of extra key/values shown with each
+    scalar); it is not declared here because openapi-python-client 0.29.1 names its own query dictionary
+    `params`, and a query parameter of that name would overwrite it (callers add it to the query
+    themselves).
 
     Args:
         method (str | Unset):  Default: 'midas.tracker.results.upload.json'.
@@ -169,6 +226,13 @@ def sync(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
+        config_item_id (int | Unset):
+        test_dataset_id (int | Unset):
+        truth_dataset_id (int | Unset):
+        branch (str | Unset):
+        build_results_url (str | Unset):
+        extra_urls (str | Unset):
+        silent (str | Unset):
         body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
             scalar named by its key path.
 
@@ -191,6 +255,13 @@ def sync(
         submit_time=submit_time,
         parent_keys=parent_keys,
         unofficial=unofficial,
+        config_item_id=config_item_id,
+        test_dataset_id=test_dataset_id,
+        truth_dataset_id=truth_dataset_id,
+        branch=branch,
+        build_results_url=build_results_url,
+        extra_urls=extra_urls,
+        silent=silent,
     ).parsed
 
 
@@ -206,11 +277,22 @@ async def asyncio_detailed(
     submit_time: str | Unset = UNSET,
     parent_keys: str | Unset = UNSET,
     unofficial: str | Unset = UNSET,
+    config_item_id: int | Unset = UNSET,
+    test_dataset_id: int | Unset = UNSET,
+    truth_dataset_id: int | Unset = UNSET,
+    branch: str | Unset = UNSET,
+    build_results_url: str | Unset = UNSET,
+    extra_urls: str | Unset = UNSET,
+    silent: str | Unset = UNSET,
 ) -> Response[UploadTrackerResultsResponse]:
     """Upload a JSON document of numeric results as scalars
 
      JSON API method midas.tracker.results.upload.json. The body is a JSON document; every number in it
     (under parentKeys) becomes a scalar whose metric is the key path. Parameters go in the query string.
+    The server also reads a `params` query parameter (a JSON object of extra key/values shown with each
+    scalar); it is not declared here because openapi-python-client 0.29.1 names its own query dictionary
+    `params`, and a query parameter of that name would overwrite it (callers add it to the query
+    themselves).
 
     Args:
         method (str | Unset):  Default: 'midas.tracker.results.upload.json'.
@@ -221,6 +303,13 @@ async def asyncio_detailed(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
+        config_item_id (int | Unset):
+        test_dataset_id (int | Unset):
+        truth_dataset_id (int | Unset):
+        branch (str | Unset):
+        build_results_url (str | Unset):
+        extra_urls (str | Unset):
+        silent (str | Unset):
         body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
             scalar named by its key path.
 
@@ -242,6 +331,13 @@ async def asyncio_detailed(
         submit_time=submit_time,
         parent_keys=parent_keys,
         unofficial=unofficial,
+        config_item_id=config_item_id,
+        test_dataset_id=test_dataset_id,
+        truth_dataset_id=truth_dataset_id,
+        branch=branch,
+        build_results_url=build_results_url,
+        extra_urls=extra_urls,
+        silent=silent,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -261,11 +357,22 @@ async def asyncio(
     submit_time: str | Unset = UNSET,
     parent_keys: str | Unset = UNSET,
     unofficial: str | Unset = UNSET,
+    config_item_id: int | Unset = UNSET,
+    test_dataset_id: int | Unset = UNSET,
+    truth_dataset_id: int | Unset = UNSET,
+    branch: str | Unset = UNSET,
+    build_results_url: str | Unset = UNSET,
+    extra_urls: str | Unset = UNSET,
+    silent: str | Unset = UNSET,
 ) -> UploadTrackerResultsResponse | None:
     """Upload a JSON document of numeric results as scalars
 
      JSON API method midas.tracker.results.upload.json. The body is a JSON document; every number in it
     (under parentKeys) becomes a scalar whose metric is the key path. Parameters go in the query string.
+    The server also reads a `params` query parameter (a JSON object of extra key/values shown with each
+    scalar); it is not declared here because openapi-python-client 0.29.1 names its own query dictionary
+    `params`, and a query parameter of that name would overwrite it (callers add it to the query
+    themselves).
 
     Args:
         method (str | Unset):  Default: 'midas.tracker.results.upload.json'.
@@ -276,6 +383,13 @@ async def asyncio(
         submit_time (str | Unset):
         parent_keys (str | Unset):
         unofficial (str | Unset):
+        config_item_id (int | Unset):
+        test_dataset_id (int | Unset):
+        truth_dataset_id (int | Unset):
+        branch (str | Unset):
+        build_results_url (str | Unset):
+        extra_urls (str | Unset):
+        silent (str | Unset):
         body (TrackerResultsDocument): A JSON document of results; every number in it becomes a
             scalar named by its key path.
 
@@ -299,5 +413,12 @@ async def asyncio(
             submit_time=submit_time,
             parent_keys=parent_keys,
             unofficial=unofficial,
+            config_item_id=config_item_id,
+            test_dataset_id=test_dataset_id,
+            truth_dataset_id=truth_dataset_id,
+            branch=branch,
+            build_results_url=build_results_url,
+            extra_urls=extra_urls,
+            silent=silent,
         )
     ).parsed
