@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import re
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,18 @@ FAST_RETRY = RetryPolicy(
     max_attempts=5, backoff_base=0.01, backoff_max=0.05, retry_after_max=2.0, budget=8.0
 )
 """Small backoffs and budget so scenarios are quick; five attempts absorb the four faults a plan injects."""
+
+
+SIGNED_QUERY = re.compile(
+    r"[?&](?:x-amz-signature|x-goog-signature|signature|sig|x-amz-security-token)=([^&#\s\"'<>\\]+)",
+    re.IGNORECASE,
+)
+"""A signature (or session token) in the query of a presigned URL: its value is a secret."""
+
+
+def signatures_in(text: str) -> list[str]:
+    """The signature values of every presigned URL in ``text``."""
+    return SIGNED_QUERY.findall(text)
 
 
 def fast_config(**changes: Any) -> ClientConfig:
@@ -108,6 +122,29 @@ class Harness:
         self.tmp = tmp
         self.request = request
         self.secrets = []
+        self.handed_out: set[str] = set()
+        """Signatures of the presigned URLs the fake handed out (JSON bodies, ``Location`` headers)."""
+        self._handout_lock = threading.Lock()
+
+    def watched(self, fake: Any) -> Any:
+        """``fake``, its answers scanned for presigned URLs, whose signatures join :meth:`all_secrets` (use
+        before :func:`serve_with_faults`, which serves ``fake.handle``)."""
+        handle = fake.handle
+
+        def recording(request: Any) -> Any:
+            response = handle(request)
+            found = signatures_in(response.headers.get("location", ""))
+            try:
+                found += signatures_in(response.content[: 4 << 20].decode("latin-1"))
+            except Exception:  # a streamed body: not one the fakes put URLs in
+                pass
+            if found:
+                with self._handout_lock:
+                    self.handed_out.update(found)
+            return response
+
+        fake.handle = recording
+        return fake
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Harness]:
@@ -126,13 +163,17 @@ class Harness:
         return bool(request.authorization)
 
     def all_secrets(self) -> list[str]:
-        """The credentials given to clients, and every credential the servers saw in Authorization headers
-        (minted access tokens included)."""
+        """The credentials given to clients, every credential the servers saw in Authorization headers
+        (minted access tokens included), and the signatures of presigned URLs: those the fake handed out
+        and those the servers were asked for."""
         found = list(self.secrets)
+        with self._handout_lock:
+            found += sorted(self.handed_out)
         for server in (self.api, self.storage):
             for r in server.requests if server is not None else []:
                 if r.authorization:
                     found.append(r.authorization.split(" ", 1)[-1])
+                found += signatures_in(r.target)
         return found
 
     # listing ---------------------------------------------------------------------------------
@@ -187,7 +228,13 @@ class Harness:
         raise NotImplementedError
 
     def client_source(self, mode: str) -> str:
-        """Python source of an expression building a client like :meth:`client` (``CONFIG`` in scope)."""
+        """Python source of an expression building a client like :meth:`client` (``CONFIG`` in scope, and
+        ``SECRET``: the credential, which reaches the child through its environment, never its argv)."""
+        raise NotImplementedError
+
+    @property
+    def child_secret(self) -> str:
+        """The credential a child process gets as ``SECRET`` (from ``SCIBIND_FAULTS_SECRET``)."""
         raise NotImplementedError
 
     def download_source(self, handle: Any, dest: Path, mode: str) -> str:
@@ -198,7 +245,13 @@ class Harness:
         raise NotImplementedError
 
 
+CHILD_SECRET_ENV = "SCIBIND_FAULTS_SECRET"
+CHILD_LOG_ENV = "SCIBIND_FAULTS_LOG"
 SCRIPT_CONFIG = (
+    "import logging, os\n"
+    f"logging.basicConfig(filename=os.environ[{CHILD_LOG_ENV!r}], level=logging.DEBUG, "
+    "format='%(name)s %(levelname)s %(message)s')\n"
+    f"SECRET = os.environ[{CHILD_SECRET_ENV!r}]\n"
     "from scibind.config import ClientConfig, RetryPolicy, Timeout\n"
     "CONFIG = ClientConfig(timeout=Timeout(connect=5, read=120, write=120, pool=120), "
     "retry=RetryPolicy(backoff_base=0.01, backoff_max=0.05))\n"
@@ -321,7 +374,7 @@ class Gen3Harness(Harness):
 
         self.fake = FakeGen3Commons()
         self.fake.storage.min_part_size = PART  # small parts keep multipart scenarios quick
-        with serve_with_faults(self.fake) as servers:
+        with serve_with_faults(self.watched(self.fake)) as servers:
             self.api, self.storage = servers["api"], servers["storage"]
             self.credentials = self.fake.new_api_key()
             self.secrets = [self.credentials["api_key"]]
@@ -345,8 +398,11 @@ class Gen3Harness(Harness):
 
     def client_source(self, mode: str) -> str:
         cls = "Gen3Client" if mode == "sync" else "AsyncGen3Client"
-        key = self.credentials["api_key"]
-        return f"__import__('scibind.gen3', fromlist=['x']).{cls}(api_key={key!r}, config=CONFIG)"
+        return f"__import__('scibind.gen3', fromlist=['x']).{cls}(api_key=SECRET, config=CONFIG)"
+
+    @property
+    def child_secret(self) -> str:
+        return str(self.credentials["api_key"])
 
     def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         return (
@@ -429,7 +485,7 @@ class MyTardisHarness(Harness):
         self.password = "pw-" + uuid.uuid4().hex
         self.fake.add_user("alice", password=self.password, api_key=self.api_key)
         self.secrets = [self.api_key, self.password]
-        with serve_with_faults(self.fake) as servers:
+        with serve_with_faults(self.watched(self.fake)) as servers:
             self.api = servers["api"]
             yield self
 
@@ -451,8 +507,12 @@ class MyTardisHarness(Harness):
         cls = "MyTardisClient" if mode == "sync" else "AsyncMyTardisClient"
         return (
             f"__import__('scibind.mytardis', fromlist=['x']).{cls}({self.api.url!r}, "
-            f"username='alice', api_key={self.api_key!r}, config=CONFIG)"
+            f"username='alice', api_key=SECRET, config=CONFIG)"
         )
+
+    @property
+    def child_secret(self) -> str:
+        return self.api_key
 
     def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         return f"client.download_datafile({handle!r}, {str(dest)!r})"
@@ -545,7 +605,7 @@ class DandiHarness(Harness):
     @contextlib.contextmanager
     def running(self) -> Iterator[Harness]:
         self.fake = _small_parts_archive()
-        with serve_with_faults(self.fake) as servers:
+        with serve_with_faults(self.watched(self.fake)) as servers:
             self.api, self.storage = servers["api"], servers["storage"]
             self.secrets = [self.fake.api_key]
             self.dandiset = self.fake.create_dandiset("faults")
@@ -572,8 +632,12 @@ class DandiHarness(Harness):
         cls = "DandiClient" if mode == "sync" else "AsyncDandiClient"
         return (
             f"__import__('scibind.dandi', fromlist=['x']).{cls}({self.fake.base_url!r}, "
-            f"api_key={self.fake.api_key!r}, part_size={PART}, config=CONFIG)"
+            f"api_key=SECRET, part_size={PART}, config=CONFIG)"
         )
+
+    @property
+    def child_secret(self) -> str:
+        return str(self.fake.api_key)
 
     def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         lookup = f"client.get_asset_by_path({self.dandiset!r}, {handle!r}, version_id='draft')"
@@ -666,7 +730,7 @@ class MidasHarness(Harness):
             "faults", self.fake.folder_id(f"{self.email}/Private"), self.email
         )
         self.secrets = [self.api_key]
-        with serve_with_faults(self.fake) as servers:
+        with serve_with_faults(self.watched(self.fake)) as servers:
             self.api = servers["api"]
             yield self
 
@@ -694,8 +758,12 @@ class MidasHarness(Harness):
         cls = "MidasClient" if mode == "sync" else "AsyncMidasClient"
         return (
             f"__import__('scibind.midas', fromlist=['x']).{cls}({self.api.url!r}, "
-            f"email={self.email!r}, api_key={self.api_key!r}, config=CONFIG)"
+            f"email={self.email!r}, api_key=SECRET, config=CONFIG)"
         )
+
+    @property
+    def child_secret(self) -> str:
+        return self.api_key
 
     def download_source(self, handle: Any, dest: Path, mode: str) -> str:
         return f"client.download_item({handle!r}, {str(dest)!r})"

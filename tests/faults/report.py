@@ -27,6 +27,20 @@ SCENARIOS: dict[str, str] = {
     "body (one repeat per fault)",
     "test_download_is_identical_under_faults": "Download byte-identical under 429 / 503 / RST / RST mid-body; "
     "no partial files left",
+    "test_upload_persistent_503_stops_within_the_policy": "Upload: persistent 503 (Retry-After): "
+    "ServerError with the hint after the policy's attempts (counted at the server), within the budget",
+    "test_upload_reset_mid_body_every_time_stops_within_the_policy": "Upload: RST mid-request-body on "
+    "every attempt: ConnectionError after the policy's attempts, within the budget",
+    "test_upload_cut_more_often_than_attempts_with_progress_finishes": "Upload cut more often than "
+    "max_attempts, each time after bytes arrived: finishes, each request sends only the rest",
+    "test_download_persistent_503_stops_within_the_policy": "Download: persistent 503 (Retry-After): "
+    "ServerError with the hint after the policy's attempts (counted at the server), within the budget",
+    "test_download_reset_mid_body_every_time_stops_within_the_policy": "Download: RST mid-body on every "
+    "attempt (no progress): ConnectionError after max_attempts for the whole transfer, within the budget",
+    "test_stalled_download_stops_within_the_budget": "Download stalled (RST mid-body, 1,000 attempts "
+    "allowed): stops within the time budget",
+    "test_download_with_more_transient_faults_than_attempts_is_identical": "Download with more transient "
+    "faults than max_attempts (progress in between): byte-identical",
     "test_create_that_failed_after_acting_leaves_one_record": "Create: server acted, then 500 / RST: no "
     "duplicate, typed error (PUT: repeated safely)",
     "test_killed_ranged_download_resumes_and_verifies": "Ranged download killed (SIGKILL) mid-way: dest "
@@ -67,9 +81,20 @@ SCENARIOS: dict[str, str] = {
 }
 
 NOT_APPLICABLE: dict[tuple[str, str], str] = {}
+_ONE_POST = (
+    "n/a: the upload is one multipart POST that creates the datafile; it is never repeated blindly "
+    "(see the create row)"
+)
 for _scenario in (
     "test_upload_is_identical_under_faults",
     "test_download_is_identical_under_faults",
+    "test_upload_persistent_503_stops_within_the_policy",
+    "test_upload_reset_mid_body_every_time_stops_within_the_policy",
+    "test_upload_cut_more_often_than_attempts_with_progress_finishes",
+    "test_download_persistent_503_stops_within_the_policy",
+    "test_download_reset_mid_body_every_time_stops_within_the_policy",
+    "test_stalled_download_stops_within_the_budget",
+    "test_download_with_more_transient_faults_than_attempts_is_identical",
     "test_killed_ranged_download_resumes_and_verifies",
     "test_killed_single_stream_download_resumes_and_verifies",
     "test_killed_multipart_upload_resumes_without_resending_parts",
@@ -100,8 +125,8 @@ NOT_APPLICABLE.update(
         (
             "test_killed_multipart_upload_resumes_without_resending_parts",
             "midas",
-        ): "n/a: see the offset row; "
-        "a new process starts a new upload (the facade does not keep the upload token)",
+        ): "n/a: one offset-based PUT, not parts; a killed upload continues with its journaled token "
+        "(offset rows)",
         (
             "test_upload_cut_mid_body_continues_from_the_servers_offset",
             "dandi",
@@ -126,6 +151,20 @@ NOT_APPLICABLE.update(
             "test_killed_offset_upload_continues_with_its_token",
             "mytardis",
         ): "n/a: no resumable upload in the protocol",
+        ("test_upload_persistent_503_stops_within_the_policy", "mytardis"): _ONE_POST,
+        ("test_upload_reset_mid_body_every_time_stops_within_the_policy", "mytardis"): _ONE_POST,
+        (
+            "test_upload_cut_more_often_than_attempts_with_progress_finishes",
+            "mytardis",
+        ): "n/a: no resumable upload in the protocol",
+        (
+            "test_upload_cut_more_often_than_attempts_with_progress_finishes",
+            "dandi",
+        ): "n/a: S3 multipart parts (the transport repeats a part whole)",
+        (
+            "test_upload_cut_more_often_than_attempts_with_progress_finishes",
+            "gen3",
+        ): "n/a: S3 multipart parts (the transport repeats a part whole)",
         ("test_storage_never_sees_credentials", "mytardis"): "n/a: no separate storage host",
         ("test_storage_never_sees_credentials", "midas"): "n/a: no separate storage host",
     }

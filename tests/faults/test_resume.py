@@ -20,18 +20,39 @@ import pytest
 from scibind.testing.faults import FaultServer, Forward, Reset, Rule, Stall, Trickle, wait_for
 from scibind.transfers.download import partial_paths
 
-from .harness import PART, Harness, close, script, services_with
+from .conftest import assert_clean
+from .harness import (
+    CHILD_LOG_ENV,
+    CHILD_SECRET_ENV,
+    PART,
+    Harness,
+    close,
+    script,
+    services_with,
+)
 from .test_retries import payload
 
 
-def start(source: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+def start(service: Harness, source: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``source`` in a child process: the credential in its environment (not in its argv, which any
+    user of the machine can read), its DEBUG log in ``child-debug.log``."""
+    assert service.child_secret not in source
+    env = os.environ.copy()
+    env[CHILD_SECRET_ENV] = service.child_secret
+    env[CHILD_LOG_ENV] = str(tmp_path / "child-debug.log")
     with open(tmp_path / "child.log", "wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [sys.executable, "-c", source],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            [sys.executable, "-c", source], stdout=log, stderr=subprocess.STDOUT, env=env
         )
+
+
+def child_logs_are_clean(service: Harness, tmp_path: Path) -> None:
+    """The killed child's DEBUG log (scibind, httpx, httpcore) and its output show no secret, including
+    the credentials and presigned signatures of the resumed run (checked after it)."""
+    debug = (tmp_path / "child-debug.log").read_text()
+    assert "HTTP Request:" in debug, "the child logged nothing"
+    assert_clean(debug, service.all_secrets(), "the killed child's DEBUG log")
+    assert_clean((tmp_path / "child.log").read_text(), service.all_secrets(), "the child's output")
 
 
 def kill(process: subprocess.Popen[bytes], tmp_path: Path) -> None:
@@ -79,6 +100,7 @@ async def test_killed_ranged_download_resumes_and_verifies(
     server, op = service.download_server, service.download_op
     hold_after(server, "GET", op.path, 3, Trickle(chunk=512, interval=0.05))
     child = start(
+        service,
         script(mode, service.client_source(mode), service.download_source(handle, dest, mode)),
         tmp_path,
     )
@@ -109,6 +131,7 @@ async def test_killed_ranged_download_resumes_and_verifies(
     assert not partial.exists() and not journal.exists()
     missing = {n for n in range(1, 8) if str(n) not in done}
     assert set(ranges_requested(server, op.path)) == missing | {first_done}
+    child_logs_are_clean(service, tmp_path)
 
 
 @pytest.mark.parametrize("service", services_with("resume_download"), indirect=True)
@@ -123,6 +146,7 @@ async def test_killed_single_stream_download_resumes_and_verifies(
     server, op = service.download_server, service.download_op
     hold_after(server, "GET", op.path, 0, Trickle(chunk=1024, interval=0.02))
     child = start(
+        service,
         script(mode, service.client_source(mode), service.download_source(handle, dest, mode)),
         tmp_path,
     )
@@ -150,6 +174,7 @@ async def test_killed_single_stream_download_resumes_and_verifies(
         assert len(gets) == 1 and f"offset={have}&" in gets[0].target
     else:  # the server ignores Range: asked once, then fetched whole
         assert len(gets) <= 2
+    child_logs_are_clean(service, tmp_path)
 
 
 @pytest.mark.parametrize("service", services_with("resume_upload"), indirect=True)
@@ -171,7 +196,9 @@ async def test_killed_multipart_upload_resumes_without_resending_parts(
         return found
 
     child = start(
-        script(mode, service.client_source(mode), service.upload_source(source)), tmp_path
+        service,
+        script(mode, service.client_source(mode), service.upload_source(source)),
+        tmp_path,
     )
     try:
         assert wait_for(
@@ -205,6 +232,7 @@ async def test_killed_multipart_upload_resumes_without_resending_parts(
         service.api.requests_to(service.upload_init_path) == []
     )  # the same multipart upload, continued
     assert recorded() == {}  # journal removed once complete
+    child_logs_are_clean(service, tmp_path)
 
 
 @pytest.mark.parametrize("service", services_with("offset_upload"), indirect=True)
@@ -252,7 +280,9 @@ async def test_killed_offset_upload_continues_with_its_token(
     )
     cache = Path(os.environ["SCIBIND_CACHE_DIR"])
     child = start(
-        script(mode, service.client_source(mode), service.upload_source(source)), tmp_path
+        service,
+        script(mode, service.client_source(mode), service.upload_source(source)),
+        tmp_path,
     )
     try:
         assert wait_for(lambda: len(server.requests_to(service.offset_path)) >= 1, timeout=30)
@@ -274,3 +304,4 @@ async def test_killed_offset_upload_continues_with_its_token(
     (put,) = server.requests_to(op.path, op.method)
     assert put.body_size == size - kept  # only what the server did not have
     assert not list(cache.rglob("*.json"))
+    child_logs_are_clean(service, tmp_path)

@@ -90,6 +90,12 @@ async def test_retries_stop_within_the_time_budget(service: Harness, mode: str, 
     assert elapsed < policy.budget + 0.5
 
 
+UPLOAD_SECONDS = 3.0
+"""Upper bound for an upload under the four faults (the 503 asks for up to 1 s)."""
+DOWNLOAD_SECONDS = 2.0
+"""Upper bound for a download under the four faults."""
+
+
 def payload(size: int, seed: int = 0) -> bytes:
     return (bytes(range(251)) * (size // 251 + 1))[seed : seed + size]
 
@@ -112,14 +118,18 @@ async def test_upload_is_identical_under_faults(
         service.upload_server, service.upload_op, Reset(request_bytes=min(size, PART) // 2)
     )
     client = service.client(mode)
+    started = time.monotonic()
     try:
         handle = await service.upload(client, source, multipart=size > PART)
     finally:
         await close(client)
+    elapsed = time.monotonic() - started
     assert service.uploaded(handle) == data
     assert [r.fired for r in rules] == [1, 1, 1, 1]
     sent = service.upload_server.requests_to(service.upload_op.path, service.upload_op.method)
     assert len(sent) == service.upload_requests(size) + 4
+    # the policy's waits: the 503's HTTP-date hint (under 1 s, whole seconds), backoffs of at most 0.05 s
+    assert elapsed < UPLOAD_SECONDS
 
 
 @pytest.mark.parametrize("service", services_with("download"), indirect=True)
@@ -142,10 +152,13 @@ async def test_download_is_identical_under_faults(
         Rule(Reset(after_bytes=cut), nth=1, **where),
     )
     client = service.client(mode)
+    started = time.monotonic()
     try:
         path = await service.download(client, handle, dest)
     finally:
         await close(client)
+    elapsed = time.monotonic() - started
+    assert elapsed < DOWNLOAD_SECONDS  # hints of 0.05 s and backoffs of at most 0.05 s
     assert path == dest
     assert dest.read_bytes() == data
     assert [r.fired for r in rules] == [1, 1, 1, 1]

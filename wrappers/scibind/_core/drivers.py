@@ -195,7 +195,8 @@ class SyncDriver:
                 request, stream=stream, auth=_auth_arg(auth), follow_redirects=follow
             )
         except Exception as exc:
-            raise translate_exception(exc, request) from None
+            error = translate_exception(exc, request)
+        raise error  # outside the handler: the httpx error (its request URL) is not kept as context
 
     def _handle(self, effect: Any) -> Any:
         if isinstance(effect, Call | Request):
@@ -230,9 +231,13 @@ class SyncDriver:
             for chunk in response.iter_bytes(effect.chunk_size):
                 effect.sink(chunk)
         except httpx.HTTPError as exc:
-            raise translate_exception(exc, request) from None
+            error: Exception | None = translate_exception(exc, request)
+        else:
+            error = None
         finally:
             response.close()
+        if error is not None:
+            raise error  # not as context of the httpx error, which holds the request URL
         return response
 
     def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> Iterator[T]:
@@ -328,7 +333,8 @@ class AsyncDriver:
                 request, stream=stream, auth=_auth_arg(auth), follow_redirects=follow
             )
         except Exception as exc:
-            raise translate_exception(exc, request) from None
+            error = translate_exception(exc, request)
+        raise error  # outside the handler: the httpx error (its request URL) is not kept as context
 
     async def _handle(self, effect: Any) -> Any:
         if isinstance(effect, Call | Request):
@@ -367,9 +373,13 @@ class AsyncDriver:
             async for chunk in response.aiter_bytes(effect.chunk_size):
                 effect.sink(chunk)
         except httpx.HTTPError as exc:
-            raise translate_exception(exc, request) from None
+            error: Exception | None = translate_exception(exc, request)
+        else:
+            error = None
         finally:
             await response.aclose()
+        if error is not None:
+            raise error  # not as context of the httpx error, which holds the request URL
         return response
 
     async def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> AsyncIterator[T]:
