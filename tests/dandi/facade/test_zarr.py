@@ -222,3 +222,93 @@ async def test_download_and_read_zarr(
     assert httpx.URL(url).host == STORAGE_HOST
     with pytest.raises(errors.ConfigurationError, match="Zarr"):
         await call(dc.get_download_url(asset))
+
+
+# -- downloading a Zarr: one entry, the whole archive (checksum-verified), a prefix ------------------------------
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def test_download_one_zarr_entry(
+    dc: Client, fake: FakeDandiArchive, dandiset: str, tmp_path: Path
+) -> None:
+    files = {"0/0": os.urandom(3000), ".zattrs": b"{}"}
+    zarr_id = fake.add_zarr(dandiset, "e.zarr", files)
+    entry = await call(dc.get_zarr_entry(zarr_id, "0/0"))
+    (tmp_path / "out").mkdir()
+    path = await call(dc.download(entry, tmp_path / "out"))
+    assert path == tmp_path / "out" / "0" and path.read_bytes() == files["0/0"]
+    gets = len(storage(fake, "GET"))
+    assert await call(dc.download(entry, path)) == path  # already there and matching: not fetched
+    assert len(storage(fake, "GET")) == gets
+    path.write_bytes(b"x" * 3000)  # same size, other bytes: fetched again and checked
+    await call(dc.download(entry, path))
+    assert path.read_bytes() == files["0/0"]
+
+
+async def test_download_zarr_whole_and_by_prefix(
+    dc: Client, fake: FakeDandiArchive, dandiset: str, tmp_path: Path
+) -> None:
+    files = sample(4)
+    fake.add_zarr(dandiset, "w.zarr", files, path="sub/w.zarr")
+    asset = await call(dc.get_asset_by_path(dandiset, "sub/w.zarr"))
+    out = await call(dc.download_zarr(asset, tmp_path / "w.zarr", parallel=3))
+    assert tree(out) == files
+    assert len(api(fake, f"/zarr/{asset.zarr}/", "GET")) == 1  # the checksum to verify against
+    part = await call(dc.download_zarr(asset.zarr, tmp_path / "part", prefix="0/"))
+    assert tree(part) == {k: v for k, v in files.items() if k.startswith("0/")}
+
+
+async def test_download_zarr_catches_a_listing_that_misses_a_file(
+    kind: str, fake: FakeDandiArchive, dandiset: str, tmp_path: Path
+) -> None:
+    files = {"a": b"1", "b/c": b"22", "b/d": b"333"}
+    zarr_id = fake.add_zarr(dandiset, "m.zarr", files, path="m.zarr")
+    faults = Faults(fake)
+
+    def drop_one(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.endswith("/files/") and response.status_code == 200:
+            body = response.json()
+            if isinstance(body, dict):
+                body["results"] = [r for r in body["results"] if r["Key"] != "b/c"]
+                return httpx.Response(200, json=body, request=request)
+        return None
+
+    faults.after.append(drop_one)
+    client = make_client(kind, fake, transport=faults.transport())
+    try:
+        with pytest.raises(errors.ChecksumMismatchError, match="do not make up its checksum"):
+            await call(client.download_zarr(zarr_id, tmp_path / "m1"))
+        asset = await call(client.get_asset_by_path(dandiset, "m.zarr"))
+        with pytest.raises(errors.ChecksumMismatchError):
+            await call(client.download(asset, tmp_path / "m2"))  # the asset path verifies too
+        out = await call(client.download_zarr(zarr_id, tmp_path / "m3", verify_checksum=False))
+        assert set(tree(out)) == {"a", "b/d"}
+    finally:
+        await close(client)
+
+
+async def test_download_directory_verifies_zarr_assets(
+    kind: str, fake: FakeDandiArchive, dandiset: str, tmp_path: Path
+) -> None:
+    files = {"x": b"1", "y/z": b"22"}
+    fake.add_zarr(dandiset, "d.zarr", files, path="raw/d.zarr")
+    fake.add_asset(dandiset, "raw/f.bin", b"abc")
+    faults = Faults(fake)
+
+    def wrong_checksum(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.rstrip("/").split("/")[-2] == "zarr":
+            body = {**response.json(), "checksum": "0" * 32 + "-2--3"}
+            return httpx.Response(200, json=body, request=request)
+        return None
+
+    client = make_client(kind, fake, transport=faults.transport())
+    try:
+        paths = await call(client.download_directory(dandiset, tmp_path / "ok", path="raw"))
+        assert tree(tmp_path / "ok") == {"f.bin": b"abc", "d.zarr/x": b"1", "d.zarr/y/z": b"22"}
+        assert len(paths) == 2
+        faults.after.append(wrong_checksum)
+        with pytest.raises(errors.ChecksumMismatchError):
+            await call(client.download_directory(dandiset, tmp_path / "bad", path="raw"))
+    finally:
+        await close(client)

@@ -22,7 +22,7 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._client import AsyncDandiClient, DandiClient, DandiOps
-    from ._errors import DandisetValidationError
+    from ._errors import DandisetValidationError, SchemaVersionError
     from ._instances import KNOWN_INSTANCES, DandiInstance
     from ._models import Asset, Dandiset, ZarrEntry
     from ._readable import AsyncRemoteFile, RemoteFile
@@ -43,6 +43,7 @@ __all__ = [
     "DownloadTask",
     "RemoteFile",
     "Replace",
+    "SchemaVersionError",
     "UploadTask",
     "ZarrEntry",
     "close_worker_clients",
@@ -54,6 +55,7 @@ _EXPORTS = {
     "DandiClient": "._client",
     "DandiOps": "._client",
     "DandisetValidationError": "._errors",
+    "SchemaVersionError": "._errors",
     "KNOWN_INSTANCES": "._instances",
     "DandiInstance": "._instances",
     "Asset": "._models",

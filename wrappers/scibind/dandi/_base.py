@@ -22,7 +22,6 @@ if TYPE_CHECKING:
         DandisetDetail,
         SchemaModelName,
         Stats,
-        UserDetail,
     )
 
 __all__ = ["DANDI_PART_SIZE", "DandiBase"]
@@ -41,6 +40,7 @@ class DandiBase:
     generated_package: ClassVar[str | None] = "scibind_generated.dandi"
     runtime: ClassVar[Runtime] = Runtime(message=dandi_error_message)
     _driver: Any
+    _http: Any
     base_url: str
     config: ClientConfig
 
@@ -132,7 +132,7 @@ class DandiBase:
             yield fx.Sleep(min(delay, remaining))
             delay = min(delay * 1.5, longest)
 
-    # -- server and users -------------------------------------------------------------------------------
+    # -- server ------------------------------------------------------------------------------------------
     @operation
     def info(self) -> fx.Op[ApiInfo]:
         """Server information: versions, schema version, services, client requirements."""
@@ -148,22 +148,6 @@ class DandiBase:
 
         resp = yield fx.Call(ep)
         return resp.parsed  # type: ignore[no-any-return]
-
-    @operation
-    def me(self) -> fx.Op[UserDetail]:
-        """The user the API key belongs to (AuthenticationError when anonymous or the key is wrong)."""
-        from scibind_generated.dandi.api.users import get_current_user as ep
-
-        resp = yield fx.Call(ep)
-        return resp.parsed  # type: ignore[no-any-return]
-
-    @operation
-    def search_users(self, text: str) -> fx.Op[list[UserDetail]]:
-        """Up to ten approved users whose username or name contains ``text``."""
-        from scibind_generated.dandi.api.users import search_users as ep
-
-        resp = yield fx.Call(ep, {"username": text})
-        return list(resp.parsed)
 
     @operation
     def get_schema(self, model: SchemaModelName = "Dandiset") -> fx.Op[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The DANDI Archive client: :class:`DandiClient` and :class:`AsyncDandiClient` from one code base.
 
-The operations are written once, in groups (``_base``: connection and server calls; ``_dandisets``;
+The operations are written once, in groups (``_base``: connection and server calls; ``_account``: API key,
+sign-in, users, schema version, generic listings; ``_dandisets``;
 ``_assets``; ``_zarr``; ``_transfers``), each group extending the previous one; :class:`DandiOps` is the whole
 set, and the two clients only add how operations run (blocking, or awaited).
 """

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import errors
 from .._core import effects as fx
 from .._core.facade import operation
-from ._base import DandiBase, DandisetRef
+from ._account import AccountOps
+from ._base import DandisetRef
 from ._errors import DandisetValidationError
 from ._models import DRAFT, Dandiset, check_version_id, normalize_dandiset_id
 
 if TYPE_CHECKING:
     from scibind_generated.dandi.models import Owner, Version, VersionDetail
     from scibind_generated.dandi_metadata import Dandiset as DandisetMetadata
+    from scibind_generated.dandi_metadata import PublishedDandiset as PublishedDandisetMetadata
 
     from ..pagination import Page, Paginator
 
@@ -59,7 +61,7 @@ def _flag(value: bool | None) -> Any:
     return UNSET if value is None else value
 
 
-class DandisetOps(DandiBase):
+class DandisetOps(AccountOps):
     """Dandiset and version operations."""
 
     # -- dandisets ------------------------------------------------------------------------------------------
@@ -268,6 +270,29 @@ class DandisetOps(DandiBase):
         """The version's metadata typed as dandischema's ``Dandiset`` (a TypedDict; not validated)."""
         raw = yield from DandisetOps.get_raw_metadata.fn(self, dandiset, version_id)
         return cast("DandisetMetadata", raw)
+
+    @operation
+    def get_published_metadata(
+        self, dandiset: DandisetRef, version_id: str | None = None
+    ) -> fx.Op[PublishedDandisetMetadata]:
+        """A published version's metadata typed as dandischema's ``PublishedDandiset`` (default: the most
+        recent published version).
+
+        Not a validation, but more than a cast: a document lacking a key ``PublishedDandiset`` requires
+        raises ResponseFormatError. NotFoundError for a dandiset never published; ConfigurationError for the
+        draft (use :meth:`get_metadata`).
+        """
+        from ._schemas import check_required_keys
+
+        ident = normalize_dandiset_id(dandiset)
+        if version_id is not None and check_version_id(version_id) == DRAFT:
+            raise errors.ConfigurationError("the draft is not published: use get_metadata()")
+        ident, version = yield from self._resolve(dandiset, version_id)
+        if version == DRAFT:
+            raise errors.NotFoundError(f"dandiset {ident} has no published version", status=None)
+        raw = yield from DandisetOps.get_raw_metadata.fn(self, ident, version)
+        check_required_keys(raw, "PublishedDandiset", what=f"the metadata of {ident}/{version}")
+        return cast("PublishedDandisetMetadata", raw)
 
     @operation
     def set_raw_metadata(

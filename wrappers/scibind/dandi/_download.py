@@ -10,7 +10,7 @@ from .. import errors
 from .._core import effects as fx
 from ._base import DANDI_PART_SIZE
 from ._dandisets import drf_models_page
-from ._models import Asset, normalize_path
+from ._models import Asset, ZarrEntry, normalize_path
 
 if TYPE_CHECKING:
     from ..pagination import Page
@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from ..transfers.progress import ProgressCallback
     from ._transfers import TransferOps
 
-__all__ = ["all_assets", "download_assets", "download_blob", "download_zarr", "safe_join"]
+__all__ = [
+    "all_assets",
+    "download_assets",
+    "download_blob",
+    "download_entry",
+    "download_zarr",
+    "safe_join",
+]
 
 
 def blob_redirect(
@@ -116,6 +123,34 @@ def download_blob(
     )
 
 
+def download_entry(
+    ops: TransferOps,
+    entry: ZarrEntry,
+    dest: Path,
+    *,
+    progress: ProgressCallback | None,
+    existing: Existing,
+    label: str | None = None,
+) -> fx.Op[Path]:
+    """One Zarr file to ``dest``, checked against its md5 before it is renamed into place."""
+    from ..transfers.download import Expected, download_op
+
+    def resolve() -> fx.Op[str]:
+        return (yield from ops._zarr_redirect(entry.zarr_id, entry.path))
+
+    return (
+        yield from download_op(
+            resolve,
+            dest,
+            Expected(entry.size, {"md5": entry.md5}),
+            name=label or entry.path,
+            progress=progress,
+            parallel=1,
+            existing=existing,
+        )
+    )
+
+
 def download_zarr(
     ops: TransferOps,
     zarr_id: str,
@@ -125,35 +160,55 @@ def download_zarr(
     parallel_files: int,
     existing: Existing,
     label: str,
+    prefix: str | None = None,
+    verify_checksum: bool = True,
 ) -> fx.Op[Path]:
-    from ..transfers.download import Expected, download_op
+    """Every file of a Zarr (below ``prefix``) into directory ``dest``, page by page, each md5-checked.
 
+    For a whole Zarr (no ``prefix``) whose ingestion is complete, the Zarr checksum of the listed entries must
+    then equal the archive's: a listing that missed or changed files gives ChecksumMismatchError.
+    """
+    checksum = None
+    if verify_checksum and not prefix:
+        from ._zarr import ZarrOps
+
+        record = yield from ZarrOps.get_zarr.fn(ops, zarr_id)
+        if record.status == "Complete" and record.checksum:
+            checksum = str(record.checksum)
     dest.mkdir(parents=True, exist_ok=True)
+    listed: dict[str, tuple[str, int]] = {}
     after: str | None = None
     while True:
-        page = yield from ops._entries_page(zarr_id, None, after, ops.zarr_page_size)
+        page = yield from ops._entries_page(zarr_id, prefix, after, ops.zarr_page_size)
         jobs = []
         for entry in page.items:
-
-            def resolve(path: str = entry.path) -> fx.Op[str]:
-                return (yield from ops._zarr_redirect(zarr_id, path))
-
+            listed[entry.path] = (entry.md5, entry.size)
             jobs.append(
-                download_op(
-                    resolve,
+                download_entry(
+                    ops,
+                    entry,
                     safe_join(dest, entry.path),
-                    Expected(entry.size, {"md5": entry.md5}),
-                    name=f"{label}/{entry.path}",
                     progress=progress,
-                    parallel=1,
                     existing=existing,
+                    label=f"{label}/{entry.path}",
                 )
             )
         if jobs:
             yield fx.Parallel(jobs, limit=parallel_files)
         if page.next is None:
-            return dest
+            break
         after = page.next
+    if checksum is not None:
+        from ._zarrsum import zarr_checksum
+
+        actual = zarr_checksum(listed)
+        if actual != checksum:
+            raise errors.ChecksumMismatchError(
+                f"the files of zarr {zarr_id} ({label}) do not make up its checksum",
+                expected=checksum,
+                actual=actual,
+            )
+    return dest
 
 
 def download_assets(

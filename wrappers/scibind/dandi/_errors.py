@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from .._core.responses import default_error_message
-from ..errors import ValidationError
+from ..errors import ScibindError, ValidationError
 
-__all__ = ["DandisetValidationError", "dandi_error_message"]
+__all__ = ["DandisetValidationError", "SchemaVersionError", "dandi_error_message"]
 
 _EXCERPT = 300
 
@@ -79,6 +79,16 @@ def dandi_error_message(response: httpx.Response) -> tuple[str, str | int | None
     if isinstance(body, str) and body:
         return body[:_EXCERPT], None
     return response.reason_phrase or "error", None
+
+
+class SchemaVersionError(ScibindError):
+    """The server's metadata schema version and scibind's models cannot be used together (see
+    :meth:`~scibind.dandi.DandiClient.check_schema_version`)."""
+
+    def __init__(self, message: str, *, server: str, client: str) -> None:
+        self.server = server
+        self.client = client
+        super().__init__(message)
 
 
 class DandisetValidationError(ValidationError):

@@ -24,11 +24,11 @@ from .._core.facade import operation
 from ._assets import ASSET_PAGE_SIZE_WITH_METADATA
 from ._base import DandisetRef
 from ._dandisets import drf_models_page, paginator
-from ._models import DRAFT, Asset, normalize_dandiset_id, normalize_path
-from ._zarr import ZARR_UPLOAD_BATCH, ZarrOps
+from ._models import DRAFT, Asset, ZarrEntry, normalize_dandiset_id, normalize_path
+from ._zarr import ZARR_UPLOAD_BATCH, ZarrOps, ZarrRef
 
 if TYPE_CHECKING:
-    from scibind_generated.dandi.models import Upload
+    from scibind_generated.dandi.models import Upload, Zarr
 
     from ..pagination import Page, Paginator
     from ..transfers.download import Existing
@@ -65,22 +65,31 @@ class TransferOps(ZarrOps):
     @operation
     def download(
         self,
-        asset: Asset,
+        asset: Asset | ZarrEntry,
         dest: str | os.PathLike[str],
         *,
         progress: ProgressCallback | None = None,
         parallel: int = 4,
         existing: Existing = "verify",
     ) -> fx.Op[Path]:
-        """Download an asset to ``dest`` (a file path, or an existing directory to put it in); returns the path.
+        """Download an asset (or one Zarr entry) to ``dest`` (a file path, or an existing directory to put it
+        in); returns the path.
 
         Large files come in parallel ranges; the file is checked (size, and the dandi-etag or sha256 hashed as
         the bytes arrive) before it is renamed into place; an interrupted download resumes from the partial
-        file. A Zarr asset becomes a
-        directory of its entries (each checked against its md5). ``existing``: ``verify`` (skip a file that
-        is already there and matches), ``overwrite``, ``skip`` or ``error``.
+        file. A Zarr asset becomes a directory of its entries (see :meth:`download_zarr`); a
+        :class:`~scibind.dandi.ZarrEntry` is checked against its md5. ``existing``: ``verify`` (skip a file
+        that is already there and matches), ``overwrite``, ``skip`` or ``error``.
         """
         target = Path(dest)
+        if isinstance(asset, ZarrEntry):
+            if target.is_dir():
+                target = target / asset.name
+            return (
+                yield from _download.download_entry(
+                    self, asset, target, progress=progress, existing=existing
+                )
+            )
         if target.is_dir() and not asset.is_zarr:
             target = target / asset.name
         if asset.is_zarr:
@@ -99,6 +108,44 @@ class TransferOps(ZarrOps):
         return (
             yield from _download.download_blob(
                 self, asset, target, progress=progress, parallel=parallel, existing=existing
+            )
+        )
+
+    @operation
+    def download_zarr(
+        self,
+        zarr: ZarrRef | Zarr,
+        dest: str | os.PathLike[str],
+        *,
+        prefix: str | None = None,
+        parallel: int = 8,
+        existing: Existing = "verify",
+        verify_checksum: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> fx.Op[Path]:
+        """Download a Zarr archive (an asset, a Zarr record or a zarr_id) into directory ``dest``.
+
+        Files keep their paths inside the archive (only those below ``prefix``, when given), ``parallel`` at a
+        time; each is checked against its md5 before it is renamed into place, and files already there and
+        matching are not fetched again (``existing="verify"``). For a whole, fully ingested Zarr the checksum of
+        the listed files must then equal the archive's (ChecksumMismatchError otherwise), so a listing that
+        missed a file cannot pass unnoticed. Local files the archive does not have are left alone.
+        """
+        from ._zarr import zarr_id_of
+
+        zarr_id = zarr_id_of(zarr)
+        label = zarr.path if isinstance(zarr, Asset) else zarr_id
+        return (
+            yield from _download.download_zarr(
+                self,
+                zarr_id,
+                Path(dest),
+                progress=progress,
+                parallel_files=max(1, parallel),
+                existing=existing,
+                label=label,
+                prefix=prefix.strip("/") if prefix else None,
+                verify_checksum=verify_checksum,
             )
         )
 

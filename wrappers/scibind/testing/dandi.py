@@ -389,6 +389,8 @@ class FakeDandiArchive(FakeService):
     max_page_size: ClassVar[int] = 1000
     presign_expiry: ClassVar[int] = 3600
     schema_version: ClassVar[str] = "0.8.0"
+    allowed_schema_versions: ClassVar[tuple[str, ...] | None] = None
+    """What ``/info/`` lists as accepted schema versions (None: ``schema_version`` only)."""
     server_version: ClassVar[str] = "0.4.0+fake"
     web_url: ClassVar[str] = "https://dandiarchive.fake.test"
 
@@ -1134,7 +1136,9 @@ class FakeDandiArchive(FakeService):
                 "schema_version": self.schema_version,
                 "schema_url": "https://raw.githubusercontent.com/dandi/schema/master/releases/"
                 f"{self.schema_version}/dandiset.json",
-                "allowed_schema_versions": [self.schema_version],
+                "allowed_schema_versions": list(
+                    self.allowed_schema_versions or (self.schema_version,)
+                ),
                 "version": self.server_version,
                 "services": {
                     "api": {"url": self.base_url},
