@@ -1,7 +1,7 @@
 """``python -m codegen capture dserver``: run the real dserver here and capture the OpenAPI document it serves.
 
-The server is started with :func:`scibind.testing.dserver_server.run_dserver` (dservercore and the three Mongo
-plugins, direct queries and aggregations on). ``GET /doc/openapi.json`` is written to
+The server is started with :func:`scibind.testing.dserver_server.run_dserver` (dservercore, the three Mongo
+plugins and the dependency-graph plugin; direct queries and aggregations on). ``GET /doc/openapi.json`` is written to
 ``specs/dserver/openapi.json`` **byte for byte as served** (flask-smorest already pretty-prints it with a
 2-space indent), so the recorded sha256 is that of the HTTP body and of the file alike. ``PROVENANCE.md``
 records how, when, the sha256, the package versions and the enabled plugins. When neither the document nor the
@@ -31,6 +31,7 @@ PACKAGES = (
     "dserver-search-plugin-mongo",
     "dserver-retrieve-plugin-mongo",
     "dserver-direct-mongo-plugin",
+    "dserver-dependency-graph-plugin",
     "flask-smorest",
     "apispec",
     "marshmallow",
@@ -130,8 +131,9 @@ sha256 below is that of the HTTP response body and of the file. Fixes for its de
 
 ## How
 `scibind.testing.dserver_server.run_dserver()` starts dservercore in a subprocess: the search, retrieve and
-direct-mongo plugins on mongomock (one collection per plugin), SQLite, a fresh RSA key pair, loopback only.
-dserver code is unmodified; only mongomock is patched (`$text`, UUID encoding, `$unset`).
+direct-mongo plugins on mongomock (one collection per plugin) and the dependency-graph plugin (on the direct-mongo
+collection), SQLite, a fresh RSA key pair, loopback only. dserver code is unmodified; only mongomock is patched
+(`$text`, UUID encoding, `$unset`, read-only views).
 
 ## Plugins enabled
 As reported by `GET /config/versions`: {plugins}.

@@ -36,7 +36,8 @@ def test_provenance_records_the_committed_document() -> None:
         "allow_direct_aggregation` = True",
     ):
         assert fact in provenance
-    assert "25 operations on 18 paths" in provenance
+    assert "dserver-dependency-graph-plugin | 0.4.2" in provenance
+    assert "27 operations on 19 paths" in provenance
 
 
 def test_write_capture_is_idempotent(tmp_path: Path) -> None:
@@ -48,7 +49,8 @@ def test_write_capture_is_idempotent(tmp_path: Path) -> None:
     assert capture.sha256 in first
     assert write_capture(capture, tmp_path) is False  # nothing changed: nothing rewritten
     assert write_capture(_fake_capture(content.replace(b'"v1"', b'"v2"')), tmp_path) is True
-    assert len(capture.operations()) == 25
+    assert len(capture.operations()) == 27
+    assert {"GET /graph/uuids/{uuid}", "POST /graph/uuids/{uuid}"} <= set(capture.operations())
     assert render_provenance(capture, "2000-01-01").count("2000-01-01") == 1
 
 
@@ -63,6 +65,7 @@ def test_capture_reproduces_the_committed_spec(tmp_path: Path) -> None:
         "dserver_search_plugin_mongo",
         "dserver_retrieve_plugin_mongo",
         "dserver_direct_mongo_plugin",
+        "dserver_dependency_graph_plugin",
     }
     write_capture(capture, tmp_path)
     assert (tmp_path / "openapi.json").read_bytes() == (SPEC_DIR / "openapi.json").read_bytes()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from scibind import errors
 from scibind.config import ClientConfig, RetryPolicy
-from scibind.dserver import AsyncDServer, DServer
+from scibind.dserver import AsyncDServer, DServer, ReadmeFormatError
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +153,19 @@ async def test_dataset_content(ds: Any, corpus: dict[str, Any]) -> None:
     assert sorted(await call(ds.get_tags(uri))) == sorted(body["tags"])
 
 
+async def test_readme_that_is_not_yaml(ds: Any, dserver_server: Any) -> None:
+    text = "description: [unclosed\nproject: x: y\n"
+    body = dserver_server.register_dataset(readme=text)
+    with pytest.raises(ReadmeFormatError) as info:
+        await call(ds.get_readme_parsed(body["uri"]))
+    assert isinstance(info.value, errors.ResponseFormatError)
+    assert body["uri"] in str(info.value) and info.value.uri == body["uri"]
+    assert info.value.text == text
+    assert await call(ds.get_readme(body["uri"])) == text  # the raw text is still there
+    empty = dserver_server.register_dataset(readme="")
+    assert await call(ds.get_readme_parsed(empty["uri"])) is None
+
+
 async def test_unknown_dataset_is_not_found(ds: Any, dserver_server: Any) -> None:
     with pytest.raises(errors.NotFoundError) as info:
         await call(ds.get_dataset(f"{dserver_server.base_uri}/{uuid.uuid4()}"))
@@ -210,6 +223,53 @@ async def test_users_and_base_uris(ds: Any, kind: str, dserver_server: Any) -> N
     await call(ds.delete_user(name))
     with pytest.raises(errors.NotFoundError):
         await call(ds.get_user(name))
+
+
+async def test_users_and_base_uris_sorted_and_limited(
+    ds: Any, kind: str, dserver_server: Any
+) -> None:
+    names = [f"zz-sort-{kind}-{i}" for i in range(3)]
+    bases = [f"s3://zz-sort-{kind}-{i}" for i in range(3)]
+    for name, base in zip(names, bases, strict=True):
+        await call(ds.register_user(name))
+        await call(ds.register_base_uri(base))
+    users = [u.username for u in await collect(ds.users(sort="-username", page_size=2), kind)]
+    assert users == sorted(users, reverse=True) and set(names) <= set(users)
+    first = [u.username for u in await collect(ds.users(sort="-username", max_items=2), kind)]
+    assert first == users[:2]
+    admins_first = await collect(ds.users(sort=["-is_admin", "username"]), kind)
+    assert admins_first[0].is_admin and not admins_first[-1].is_admin
+    all_bases = [b.base_uri for b in await collect(ds.base_uris(sort="-base_uri"), kind)]
+    assert all_bases == sorted(all_bases, reverse=True) and set(bases) <= set(all_bases)
+    assert len(await collect(ds.base_uris(max_items=1), kind)) == 1
+    with pytest.raises(errors.ConfigurationError, match="sort"):
+        ds.users(sort="name")
+    with pytest.raises(errors.ConfigurationError, match="sort"):
+        ds.base_uris(sort="-uri")
+    for name, base in zip(names, bases, strict=True):
+        await call(ds.delete_base_uri(base))
+        await call(ds.delete_user(name))
+
+
+async def test_max_items_on_every_listing(ds: Any, kind: str, corpus: dict[str, Any]) -> None:
+    tag = corpus["tag"]
+    assert len(await collect(ds.search("", tags=[tag], max_items=4), kind)) == 4
+    assert len(await collect(ds.datasets(tags=[tag], page_size=3, max_items=4), kind)) == 4
+    special = corpus["special"]
+    assert len(await collect(ds.lookup(special["uuid"], max_items=0), kind)) == 0
+    assert len(await collect(ds.query({}, tags=[tag], page_size=5, max_items=7), kind)) == 7
+    pipeline = [{"$match": {"tags": tag}}, {"$project": {"name": 1}}]
+    assert len(await collect(ds.aggregate(pipeline, page_size=5, max_items=6), kind)) == 6
+
+
+def test_search_filters_are_typed_keywords() -> None:
+    params = inspect.signature(DServer.search).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    assert {"creators", "base_uris", "uuids", "tags", "sort", "page_size", "max_items"} <= set(
+        params
+    )
+    with pytest.raises(TypeError):
+        DServer.search(None, "x", creator="alice")  # type: ignore[arg-type,call-arg]
 
 
 async def test_non_admin_is_refused_admin_calls(kind: str, dserver_server: Any) -> None:

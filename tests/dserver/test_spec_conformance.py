@@ -139,7 +139,9 @@ def dataset(dserver_server: DServerInstance) -> dict[str, Any]:
 
 def test_every_operation_is_generated(h: Harness) -> None:
     ops = {e.rsplit(".", 1)[1] for e in h.declared}
-    assert len(ops) == 27  # 25 dserver operations + the token generator's two
+    assert (
+        len(ops) == 29
+    )  # 27 dserver operations (2 from the dependency-graph plugin) + the token generator's two
     for endpoint in h.declared:
         importlib.import_module(f"{PKG}.api.{endpoint}")
 
@@ -174,6 +176,12 @@ def test_models_are_typed(h: Harness) -> None:
     assert register["created_at"] == "str | Unset"
     assert _field_types(h, "TokenResponse")["token"] == "str | Unset"
     assert _field_types(h, "JWTError")["msg"] == "str"
+    graph = _field_types(h, "GraphDataset")
+    assert (graph["uuid"], graph["derived_from"], graph["created_at"]) == (
+        "str",
+        "list[str]",
+        "float",
+    )
 
 
 def test_config(h: Harness) -> None:
@@ -342,6 +350,44 @@ def test_direct_mongo(h: Harness, dataset: dict[str, Any]) -> None:
     h.call("mongo.post_mongo_aggregate", 401, h.model("JWTError"), who=None, body=pipeline)
 
 
+def test_dependency_graph(h: Harness) -> None:
+    """Datasets registered the way the indexer does (string UUIDs) are linked by readme and annotations."""
+    s = h.server
+    parent = s.index_dataset(creator_username="conform-graph")
+    child = s.index_dataset(readme={"derived_from": [{"uuid": parent["uuid"]}]})
+    grandchild = s.index_dataset(annotations={"source_dataset_uuid": child["uuid"]})
+    GraphDataset = h.model("GraphDataset")
+    full = h.call("graph.get_graph_uuids_uuid", 200, (list, GraphDataset), uuid=parent["uuid"])
+    assert {d.uuid for d in full.parsed} == {parent["uuid"], child["uuid"], grandchild["uuid"]}
+    by_uuid = {d.uuid: d for d in full.parsed}
+    assert by_uuid[child["uuid"]].derived_from == [parent["uuid"]]
+    assert by_uuid[parent["uuid"]].type_ == "dataset"
+    readme_only = h.model("DependencyKeys")(dependency_keys=["readme.derived_from.uuid"])
+    part = h.call(
+        "graph.post_graph_uuids_uuid",
+        200,
+        (list, GraphDataset),
+        uuid=parent["uuid"],
+        body=readme_only,
+    )
+    assert {d.uuid for d in part.parsed} == {parent["uuid"], child["uuid"]}
+    nothing = h.call(
+        "graph.get_graph_uuids_uuid", 200, (list, h.model("GraphNoMatch")), uuid=str(uuid.uuid4())
+    )
+    assert nothing.parsed[0].uuid is None and nothing.parsed[0].derived_from == []
+    h.call("graph.get_graph_uuids_uuid", 401, h.model("Error"), who="ghost", uuid=parent["uuid"])
+    h.call("graph.get_graph_uuids_uuid", 401, h.model("JWTError"), who=None, uuid=parent["uuid"])
+    bad = h.call(
+        "graph.post_graph_uuids_uuid",
+        422,
+        h.model("JWTError"),
+        who="malformed",
+        uuid=parent["uuid"],
+        body=readme_only,
+    )
+    assert bad.parsed.msg
+
+
 def test_token_generator(h: Harness) -> None:
     origin = h.server.token_generator_url.rsplit("/", 1)[0]
     s = h.server
@@ -371,7 +417,7 @@ def test_token_generator(h: Harness) -> None:
 
 
 def test_every_operation_was_called(h: Harness) -> None:
-    """Runs last (file order): the tests above exercise all 27 operations."""
+    """Runs last (file order): the tests above exercise all 29 operations."""
     if len(h.called) < 5:
         pytest.skip("run with the whole module")
     assert set(h.declared) - h.called == set()

@@ -453,10 +453,14 @@ def check_credential_url(url: str, *, allow_insecure_http: bool = False) -> None
 # -- the credential chain ------------------------------------------------------------------------------------------
 @attrs.frozen
 class CredentialSource:
-    """One place a credential may come from: a name for messages, and a function returning it or None."""
+    """One place a credential may come from: a name for messages, and a function returning it or None.
+
+    ``skipped`` (optional) tells, for error messages, why the source was not consulted (e.g. no terminal).
+    """
 
     describe: str
     fetch: Callable[[], str | None]
+    skipped: Callable[[], str | None] | None = None
 
 
 def explicit_source(value: str | Secret | None) -> CredentialSource:
@@ -623,8 +627,11 @@ def _asks_password(backend: Any) -> bool:
 def prompt_source(prompt: str, *, secret: bool = True) -> CredentialSource:
     """Ask on the terminal; skipped (returns None) when stdin is not a terminal."""
 
+    def no_terminal() -> str | None:
+        return None if sys.stdin and sys.stdin.isatty() else "not used: stdin is not a terminal"
+
     def fetch() -> str | None:
-        if not (sys.stdin and sys.stdin.isatty()):
+        if no_terminal():
             return None
         if secret:
             import getpass
@@ -632,7 +639,7 @@ def prompt_source(prompt: str, *, secret: bool = True) -> CredentialSource:
             return getpass.getpass(prompt) or None
         return input(prompt) or None
 
-    return CredentialSource("interactive prompt", fetch)
+    return CredentialSource("interactive prompt", fetch, no_terminal)
 
 
 def resolve_credential(what: str, sources: Sequence[CredentialSource]) -> Secret:
@@ -642,5 +649,11 @@ def resolve_credential(what: str, sources: Sequence[CredentialSource]) -> Secret
         if value:
             log.debug("%s taken from %s", what, source.describe)
             return Secret(value)
-    tried = ", ".join(s.describe for s in sources)
+    tried = ", ".join(_described(s) for s in sources) or "nothing"
     raise CredentialsError(f"no {what} found (tried: {tried})")
+
+
+def _described(source: CredentialSource) -> str:
+    """A source's name for an error message, with why it was skipped (if it says)."""
+    reason = source.skipped() if source.skipped is not None else None
+    return f"{source.describe} ({reason})" if reason else source.describe

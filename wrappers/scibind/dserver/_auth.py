@@ -3,14 +3,23 @@
 Order: explicit token -> ``DSERVER_TOKEN`` -> dtool's config file (``~/.config/dtool/dtool.json``) -> a token
 minted at ``DSERVER_TOKEN_GENERATOR_URL`` (``POST {"username", "password"}`` -> ``{"token"}``) from a username and
 password (argument, ``DSERVER_USERNAME``/``DSERVER_PASSWORD``, the config file, keyring, or a prompt when stdin is
-a terminal). A minted token is cached and refreshed when it expires or the server answers 401; a static token
-that the server rejects is replaced by a minted one when credentials are available.
+a terminal). A minted token is cached and refreshed when it expires or the server refuses it (401, or 422 from
+dserver's JWT layer for a malformed or badly signed token); a static token that the server refuses is replaced by
+a minted one when credentials are available. A refused static token without credentials to mint is an
+:class:`~scibind.errors.AuthenticationError`.
+
+``token_cache=True`` (or ``SCIBIND_TOKEN_CACHE=1``) also keeps minted tokens on disk
+(:mod:`scibind._core.token_cache`, keyed by a hash of the generator URL and the username), so the next process
+reuses a token while it is valid instead of minting one, as dtool-lookup-api does with its config file. A cached
+token the server refuses is dropped and a new one minted.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -28,10 +37,21 @@ from ..auth import (
     resolve_credential,
 )
 from ..errors import ConfigurationError, CredentialsError
+from ._errors import is_token_rejection
 
-__all__ = ["TokenGeneratorMinter", "dserver_auth", "dserver_url", "dtool_config_path"]
+if TYPE_CHECKING:
+    from .._core.token_cache import TokenCache
+
+__all__ = [
+    "DServerTokenAuth",
+    "TokenGeneratorMinter",
+    "dserver_auth",
+    "dserver_url",
+    "dtool_config_path",
+]
 
 KEYRING_SERVICE = "scibind-dserver"
+TOKEN_CACHE_ENV = "SCIBIND_TOKEN_CACHE"
 
 
 def dtool_config_path() -> Path:
@@ -99,6 +119,82 @@ class TokenGeneratorMinter:
         return f"TokenGeneratorMinter({self.url!r}, username={self.username!r})"
 
 
+class DServerTokenAuth(RefreshingTokenAuth):
+    """:class:`~scibind.auth.RefreshingTokenAuth` that also mints again when dserver's JWT layer refuses the
+    token with 422 (malformed, badly signed, wrong algorithm), not only on 401. Still at most once per request:
+    if the new token is refused too, the refusal is what the caller gets. A refused token that came from the
+    on-disk cache (``store``) is removed from it."""
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = super().sync_auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if response.status_code == 422:
+                response.read()  # a short JSON error body
+            try:
+                outgoing = flow.send(self._as_seen_by_refresh(request, response))
+            except StopIteration:
+                return
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        flow = super().async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                if response.status_code == 422:
+                    await response.aread()  # a short JSON error body
+                try:
+                    outgoing = await flow.asend(self._as_seen_by_refresh(request, response))
+                except StopAsyncIteration:
+                    break
+        finally:
+            await flow.aclose()
+
+    def _as_seen_by_refresh(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response:
+        """What the refresh logic is shown: dserver's answer to ``request`` itself, as a 401 when its JWT layer
+        refused the token with 422 (the caller still receives the real response). Minting responses pass as is."""
+        if response.request is not request or not is_token_rejection(response):
+            return response
+        self._forget_cached(request)
+        if response.status_code == 401:
+            return response
+        return httpx.Response(
+            401, headers=response.headers, content=response.content, request=request
+        )
+
+    def _forget_cached(self, request: httpx.Request) -> None:
+        """Remove the cached token if it is the one the server just refused."""
+        discard = getattr(self.token_store, "discard", None)
+        if self.token_store is None or discard is None:
+            return
+        kept = self.token_store.load()
+        if (
+            kept is not None
+            and request.headers.get(self.header) == f"{self.scheme} {kept[0].reveal()}"
+        ):
+            discard()
+
+
+def _token_cache(choice: bool | TokenCache | None) -> TokenCache | None:
+    """The on-disk token cache: an explicit one, ``True`` for the default directory, ``None`` to follow
+    ``SCIBIND_TOKEN_CACHE`` (``1``/``true``/``yes``/``on``); off otherwise."""
+    from .._core.token_cache import TokenCache
+
+    if choice is None:
+        choice = os.environ.get(TOKEN_CACHE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(choice, TokenCache):
+        return choice
+    return TokenCache() if choice else None
+
+
 def dserver_auth(
     *,
     token: str | Secret | None = None,
@@ -107,6 +203,7 @@ def dserver_auth(
     token_generator_url: str | None = None,
     interactive: bool | None = None,
     allow_insecure_http: bool = False,
+    token_cache: bool | TokenCache | None = None,
 ) -> httpx.Auth:
     """The auth flow for the first credential found (see the module docstring)."""
     static = _first_secret(
@@ -119,16 +216,21 @@ def dserver_auth(
     generator = _setting("DSERVER_TOKEN_GENERATOR_URL", token_generator_url)
     user = _setting("DSERVER_USERNAME", username)
     if generator and (user or static is None):
-        prompt = [] if interactive is False else [prompt_source("dserver username: ", secret=False)]
-        user = user or resolve_credential("dserver username", prompt).reveal()
+        if not user:
+            user_sources = [
+                explicit_source(username),
+                env_source("DSERVER_USERNAME"),
+                json_file_source(dtool_config_path, "DSERVER_USERNAME"),
+                _prompt(interactive, "dserver username: ", secret=False),
+            ]
+            user = resolve_credential("dserver username", user_sources).reveal()
         secret_sources: list[CredentialSource] = [
             explicit_source(password),
             env_source("DSERVER_PASSWORD"),
             json_file_source(dtool_config_path, "DSERVER_PASSWORD"),
             keyring_source(KEYRING_SERVICE, user),
+            _prompt(interactive, f"dserver password for {user}: ", secret=True),
         ]
-        if interactive is not False:
-            secret_sources.append(prompt_source(f"dserver password for {user}: "))
         try:
             pw = resolve_credential("dserver password", secret_sources)
         except CredentialsError:
@@ -138,13 +240,24 @@ def dserver_auth(
             minter = TokenGeneratorMinter(
                 generator, user, pw, allow_insecure_http=allow_insecure_http
             )
-            return RefreshingTokenAuth(minter, token=static, skew=30.0)
+            cache = _token_cache(token_cache)
+            store = cache.entry("dserver-token-generator", generator, user) if cache else None
+            return DServerTokenAuth(minter, token=static, skew=30.0, store=store)
     if static is not None:
         return HeaderAuth(static)
     raise CredentialsError(
         "no dserver credentials: pass token=, set DSERVER_TOKEN (environment or dtool config), or set "
         "DSERVER_TOKEN_GENERATOR_URL with DSERVER_USERNAME/DSERVER_PASSWORD"
     )
+
+
+def _prompt(interactive: bool | None, text: str, *, secret: bool) -> CredentialSource:
+    """A terminal prompt, or (``interactive=False``) a source that never asks and says why in messages."""
+    if interactive is False:
+        return CredentialSource(
+            "interactive prompt", lambda: None, lambda: "off: interactive=False"
+        )
+    return prompt_source(text, secret=secret)
 
 
 def _first_secret(sources: list[CredentialSource]) -> Secret | None:

@@ -13,42 +13,72 @@ from .._core.drivers import Runtime
 from .._core.facade import AsyncFacade, SyncFacade, operation
 from .._core.secrets import Secret
 from ..config import ClientConfig
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ResponseFormatError
 from ..pagination import Page, Paginator, x_pagination_page
 from ._auth import dserver_auth, dserver_url
+from ._errors import ReadmeFormatError, dserver_error_message
 
 if TYPE_CHECKING:
     from scibind_generated.dserver.models import (
         BaseURI,
         BaseURIWithPermissions,
         Dataset,
+        GraphDataset,
         Manifest,
         MongoDataset,
         Summary,
         UserWithPermissions,
     )
 
-__all__ = ["SORTABLE_FIELDS", "AsyncDServer", "DServer"]
+    from .._core.token_cache import TokenCache
+
+__all__ = [
+    "DEFAULT_DEPENDENCY_KEYS",
+    "SORTABLE_FIELDS",
+    "AsyncDServer",
+    "DServer",
+    "DatasetPage",
+]
 
 SORTABLE_FIELDS = frozenset(
     {"base_uri", "created_at", "creator_username", "frozen_at", "name", "uri", "uuid"}
 )
+"""Fields datasets can be sorted by (``datasets``, ``search``, ``lookup``)."""
+USER_SORT_FIELDS = frozenset({"username", "is_admin"})
+BASE_URI_SORT_FIELDS = frozenset({"base_uri"})
+DEFAULT_DEPENDENCY_KEYS = ("readme.derived_from.uuid", "annotations.source_dataset_uuid")
+"""The dependency-graph plugin's default keys (a server may configure others: DSERVER_DEPENDENCY_KEYS)."""
 MAX_PAGE_SIZE = 100  # flask-smorest's limit on dserver
 
 
-def _sort(sort: str | Sequence[str]) -> str:
+def _sort(
+    sort: str | Sequence[str], allowed: frozenset[str] = SORTABLE_FIELDS, default: str = "+uri"
+) -> str:
     """``"+name,-frozen_at"`` from a string or a list like ``["name", "-frozen_at"]``."""
     fields = [f.strip() for f in (sort.split(",") if isinstance(sort, str) else sort) if f.strip()]
     out = []
     for field in fields:
         sign = field[0] if field[0] in "+-" else "+"
         name = field.lstrip("+-")
-        if name not in SORTABLE_FIELDS:
-            raise ConfigurationError(
-                f"cannot sort by {name!r}; choose from {sorted(SORTABLE_FIELDS)}"
-            )
+        if name not in allowed:
+            raise ConfigurationError(f"cannot sort by {name!r}; choose from {sorted(allowed)}")
         out.append(sign + name)
-    return ",".join(out) or "+uri"
+    return ",".join(out) or default
+
+
+def _dependency_keys(keys: Sequence[str] | None) -> list[str] | None:
+    """Checked dependency keys: the server answers 500 for an empty or repeated list, or a key with ``$``."""
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        keys = [keys]
+    out = sorted({str(k) for k in keys})
+    if not out or any(not k or "$" in k for k in out):
+        raise ConfigurationError(
+            "dependency_keys must be non-empty dot-separated keys without '$', "
+            f"e.g. {list(DEFAULT_DEPENDENCY_KEYS)}"
+        )
+    return out
 
 
 def _uuids(values: Iterable[str | _uuid.UUID] | None) -> list[_uuid.UUID] | None:
@@ -106,7 +136,7 @@ class _DServerOps:
 
     service: ClassVar[str] = "dserver"
     generated_package: ClassVar[str | None] = "scibind_generated.dserver"
-    runtime: ClassVar[Runtime] = Runtime()
+    runtime: ClassVar[Runtime] = Runtime(message=dserver_error_message)
     _driver: Any
 
     def __init__(
@@ -118,6 +148,7 @@ class _DServerOps:
         password: str | Secret | None = None,
         token_generator_url: str | None = None,
         interactive: bool | None = None,
+        token_cache: bool | TokenCache | None = None,
         config: ClientConfig | None = None,
         transport: Any = None,
     ) -> None:
@@ -126,6 +157,8 @@ class _DServerOps:
         Credentials, first found wins: ``token``; ``DSERVER_TOKEN``; dtool's config file; a token minted at
         ``token_generator_url`` (``DSERVER_TOKEN_GENERATOR_URL``) from ``username``/``password``
         (``DSERVER_USERNAME``/``DSERVER_PASSWORD``, config file, keyring, or a prompt when interactive).
+        ``token_cache=True`` keeps minted tokens on disk for the next process (default:
+        ``SCIBIND_TOKEN_CACHE``; a :class:`~scibind._core.token_cache.TokenCache` picks the directory).
         """
         config = config or ClientConfig()
         url = dserver_url(base_url)
@@ -136,6 +169,7 @@ class _DServerOps:
             token_generator_url=token_generator_url,
             interactive=interactive,
             allow_insecure_http=config.allow_insecure_http,
+            token_cache=token_cache,
         )
         self._connect(url, auth=auth, config=config, transport=transport)  # type: ignore[attr-defined]
 
@@ -164,9 +198,31 @@ class _DServerOps:
 
         return Paginator(self._driver, fetch, max_items=max_items)
 
-    def search(self, free_text: str, **filters: Any) -> Paginator[Dataset]:
-        """Datasets matching ``free_text`` (and any filters of :meth:`datasets`)."""
-        return self.datasets(free_text=free_text, **filters)
+    def search(
+        self,
+        free_text: str,
+        *,
+        creators: Sequence[str] | None = None,
+        base_uris: Sequence[str] | None = None,
+        uuids: Iterable[str | _uuid.UUID] | None = None,
+        tags: Sequence[str] | None = None,
+        sort: str | Sequence[str] = "+uri",
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+    ) -> Paginator[Dataset]:
+        """Datasets matching ``free_text`` (whole words, any of them; ``"a phrase"`` must all appear;
+        ``-word`` excludes), narrowed by the filters of :meth:`datasets` (``creators`` is the search body's
+        ``creator_usernames``)."""
+        return self.datasets(
+            free_text=free_text,
+            creators=creators,
+            base_uris=base_uris,
+            uuids=uuids,
+            tags=tags,
+            sort=sort,
+            page_size=page_size,
+            max_items=max_items,
+        )
 
     def _search_page(
         self, body: Mapping[str, Any], page: int, page_size: int, sort: str
@@ -210,6 +266,7 @@ class _DServerOps:
         *,
         sort: str | Sequence[str] = "+uri",
         page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
     ) -> Paginator[Dataset]:
         """Every copy of the dataset with this UUID, across the base URIs you may search."""
         from scibind_generated.dserver.api.uuids import get_uuids_uuid
@@ -223,7 +280,7 @@ class _DServerOps:
             )
             return _listing(resp)
 
-        return Paginator(self._driver, fetch)
+        return Paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def get_dataset(self, uri: str) -> fx.Op[Dataset]:
@@ -252,12 +309,16 @@ class _DServerOps:
 
     @operation
     def get_readme_parsed(self, uri: str) -> fx.Op[Any]:
-        """The dataset's README parsed as YAML (``None`` for an empty README)."""
+        """The dataset's README parsed as YAML (``None`` for an empty README).
+
+        A README that is not valid YAML raises :class:`~scibind.dserver.ReadmeFormatError` (a
+        :class:`~scibind.errors.ResponseFormatError`) naming the dataset, with the text in ``.text``.
+        """
         from scibind_generated.dserver.api.readmes import get_readmes_uri
 
         resp = yield fx.Call(get_readmes_uri, {"uri": uri})
         text = resp.parsed.readme if isinstance(resp.parsed.readme, str) else ""
-        return (yield fx.Blocking(_parse_yaml, (text,)))
+        return (yield fx.Blocking(_parse_yaml, (uri, text)))
 
     @operation
     def get_annotations(self, uri: str) -> fx.Op[dict[str, Any]]:
@@ -318,6 +379,7 @@ class _DServerOps:
         uuids: Iterable[str | _uuid.UUID] | None = None,
         tags: Sequence[str] | None = None,
         page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
     ) -> Paginator[MongoDataset]:
         """Datasets matching a raw MongoDB filter (AND-ed with your permissions); needs the direct-mongo plugin."""
         from scibind_generated.dserver.api.mongo import post_mongo_query
@@ -335,10 +397,14 @@ class _DServerOps:
             )
             return _listing(resp)
 
-        return Paginator(self._driver, fetch)
+        return Paginator(self._driver, fetch, max_items=max_items)
 
     def aggregate(
-        self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = MAX_PAGE_SIZE
+        self,
+        pipeline: Sequence[Mapping[str, Any]],
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
     ) -> Paginator[dict[str, Any]]:
         """Results of a MongoDB aggregation pipeline (off on the server unless enabled; 404 then)."""
         from scibind_generated.dserver.api.mongo import post_mongo_aggregate
@@ -357,7 +423,42 @@ class _DServerOps:
             listing = _listing(resp)
             return attrs.evolve(listing, items=[item.to_dict() for item in listing.items])
 
-        return Paginator(self._driver, fetch)
+        return Paginator(self._driver, fetch, max_items=max_items)
+
+    # -- dependency graph ----------------------------------------------------------------------------------------
+    @operation
+    def graph(
+        self, uuid: str | _uuid.UUID, dependency_keys: Sequence[str] | None = None
+    ) -> fx.Op[list[GraphDataset]]:
+        """The datasets in the same dependency graph as the dataset ``uuid`` (needs the dependency-graph plugin).
+
+        Edges are the UUIDs named under ``dependency_keys`` (default: the server's, normally
+        :data:`DEFAULT_DEPENDENCY_KEYS`), followed in both directions; each node's ``derived_from`` lists its
+        parents. Datasets you may not search are left out. Sorted by UUID; empty when ``uuid`` is unknown.
+        """
+        key = str((_uuids([uuid]) or [])[0])
+        keys = _dependency_keys(dependency_keys)
+        first = yield from self._graph_page(key, keys, 1)
+        nodes = list(first.items)
+        if first.total_pages and first.total_pages > 1:
+            rest = [self._graph_page(key, keys, p) for p in range(2, first.total_pages + 1)]
+            for page in (yield fx.Parallel(rest)):
+                nodes.extend(page.items)
+        return nodes
+
+    def _graph_page(
+        self, uuid: str, keys: list[str] | None, page: int
+    ) -> fx.Op[Page[GraphDataset]]:
+        from scibind_generated.dserver.api.graph import get_graph_uuids_uuid, post_graph_uuids_uuid
+        from scibind_generated.dserver.models import DependencyKeys
+
+        kwargs: dict[str, Any] = {"uuid": uuid, "page": page, "page_size": MAX_PAGE_SIZE}
+        if keys is None:
+            resp = yield fx.Call(get_graph_uuids_uuid, kwargs)
+        else:
+            kwargs["body"] = DependencyKeys(dependency_keys=keys)
+            resp = yield fx.Call(post_graph_uuids_uuid, kwargs, idempotent=True)  # a search
+        return x_pagination_page(_graph_nodes(resp), resp.headers)
 
     # -- you, users, base URIs -------------------------------------------------------------------------------------
     @operation
@@ -378,16 +479,24 @@ class _DServerOps:
 
         return (yield fx.Call(get_users_username_summary, {"username": username})).parsed  # type: ignore[no-any-return]
 
-    def users(self, *, page_size: int = MAX_PAGE_SIZE) -> Paginator[UserWithPermissions]:
-        """Every user (admin only)."""
+    def users(
+        self,
+        *,
+        sort: str | Sequence[str] = "+username",
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+    ) -> Paginator[UserWithPermissions]:
+        """Every user (admin only); ``sort`` by ``username`` and/or ``is_admin`` (``-`` for descending)."""
         from scibind_generated.dserver.api.users import get_users
 
+        order = _sort(sort, USER_SORT_FIELDS, "+username")
         size = _page_size(page_size)
 
         def fetch(page: int) -> fx.Op[Page[UserWithPermissions]]:
-            return _listing((yield fx.Call(get_users, {"page": page, "page_size": size})))
+            kwargs = {"page": page, "page_size": size, "sort": order}
+            return _listing((yield fx.Call(get_users, kwargs)))
 
-        return Paginator(self._driver, fetch)
+        return Paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def get_user(self, username: str) -> fx.Op[UserWithPermissions]:
@@ -414,16 +523,24 @@ class _DServerOps:
 
         yield fx.Call(delete_users_username, {"username": username})
 
-    def base_uris(self, *, page_size: int = MAX_PAGE_SIZE) -> Paginator[BaseURI]:
-        """Every registered base URI (admin only)."""
+    def base_uris(
+        self,
+        *,
+        sort: str | Sequence[str] = "+base_uri",
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+    ) -> Paginator[BaseURI]:
+        """Every registered base URI (admin only); ``sort="-base_uri"`` for descending."""
         from scibind_generated.dserver.api.base_uris import get_base_uris
 
+        order = _sort(sort, BASE_URI_SORT_FIELDS, "+base_uri")
         size = _page_size(page_size)
 
         def fetch(page: int) -> fx.Op[Page[BaseURI]]:
-            return _listing((yield fx.Call(get_base_uris, {"page": page, "page_size": size})))
+            kwargs = {"page": page, "page_size": size, "sort": order}
+            return _listing((yield fx.Call(get_base_uris, kwargs)))
 
-        return Paginator(self._driver, fetch)
+        return Paginator(self._driver, fetch, max_items=max_items)
 
     @operation
     def get_base_uri(self, base_uri: str) -> fx.Op[BaseURIWithPermissions]:
@@ -477,10 +594,33 @@ class _DServerOps:
         }
 
 
-def _parse_yaml(text: str) -> Any:
+def _graph_nodes(resp: Any) -> list[GraphDataset]:
+    """The datasets of a graph page: the plugin's no-match placeholder (``uuid`` null) dropped."""
+    from scibind_generated.dserver.models import GraphDataset
+
+    nodes = []
+    for item in resp.parsed:
+        if isinstance(item, GraphDataset):
+            nodes.append(item)
+        elif item.uuid is not None:  # a dataset record that did not parse as GraphDataset
+            raise ResponseFormatError(
+                f"dependency graph record {item.uuid} does not match the API schema "
+                f"(keys: {sorted(item.to_dict())})",
+                status=int(resp.status_code),
+            )
+    return nodes
+
+
+def _parse_yaml(uri: str, text: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text) if text.strip() else None
+    if not text.strip():
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())[:300]
+        raise ReadmeFormatError(uri, text, problem) from None
 
 
 class DServer(_DServerOps, SyncFacade):

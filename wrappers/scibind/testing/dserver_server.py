@@ -94,6 +94,8 @@ class DServerInstance:
         self.url: str = str(ready["url"])
         self.token_generator_url: str = str(ready["token_generator_url"])
         self.public_key_url: str = self.token_generator_url.rsplit("/", 1)[0] + "/public_key"
+        self._control_url: str | None = ready.get("control_url")
+        self._control_key: str | None = ready.get("control_key")
         self.pid: int = int(ready["pid"])
         self.base_uris: tuple[str, ...] = tuple(config["base_uris"])
         self.base_uri: str = self.base_uris[0]
@@ -181,6 +183,33 @@ class DServerInstance:
         if resp.status_code not in (200, 201):
             raise httpx.HTTPStatusError(
                 f"PUT {data['uri']} -> {resp.status_code}: {resp.text[:500]}",
+                request=resp.request,
+                response=resp,
+            )
+        return data
+
+    def index_dataset(self, body: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """Register one dataset the way dserver's indexer does, and return the body that was registered.
+
+        ``flask base_uri index`` and ``flask dataset register`` read a dtool dataset and hand dtoolcore's
+        info (``uuid`` a string) to ``dservercore.utils.register_dataset``; ``PUT /uris/...`` runs the same
+        function after its schema turned ``uuid`` into a UUID, so the Mongo documents differ in that field's
+        type. The dependency-graph plugin only links string UUIDs (see docs/dserver.md), so datasets for
+        :meth:`~scibind.dserver.DServer.graph` tests are registered this way. Raises
+        ``httpx.HTTPStatusError`` if the server refuses the dataset.
+        """
+        data = dict(body) if body is not None else self.dataset_body(**fields)
+        if self._control_url is None or self._control_key is None:
+            raise RuntimeError("this dserver subprocess offers no control route")
+        resp = httpx.post(
+            self._control_url + "/index",
+            json=data,
+            headers={"X-Scibind-Control": self._control_key},
+            timeout=60.0,
+        )
+        if resp.status_code != 201:
+            raise httpx.HTTPStatusError(
+                f"indexing {data.get('uri')} -> {resp.status_code}: {resp.text[:500]}",
                 request=resp.request,
                 response=resp,
             )

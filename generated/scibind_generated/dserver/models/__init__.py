@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from .config import Config
     from .config_config import ConfigConfig
     from .dataset import Dataset
+    from .dependency_keys import DependencyKeys
     from .error import Error
     from .error_errors import ErrorErrors
+    from .graph_dataset import GraphDataset
+    from .graph_no_match import GraphNoMatch
     from .item import Item
     from .jwt_error import JWTError
     from .manifest import Manifest
@@ -60,8 +63,11 @@ _MODULES: dict[str, str] = {
     "Config": ".config",
     "ConfigConfig": ".config_config",
     "Dataset": ".dataset",
+    "DependencyKeys": ".dependency_keys",
     "Error": ".error",
     "ErrorErrors": ".error_errors",
+    "GraphDataset": ".graph_dataset",
+    "GraphNoMatch": ".graph_no_match",
     "Item": ".item",
     "JWTError": ".jwt_error",
     "Manifest": ".manifest",
@@ -104,8 +110,11 @@ __all__ = (
     "Config",
     "ConfigConfig",
     "Dataset",
+    "DependencyKeys",
     "Error",
     "ErrorErrors",
+    "GraphDataset",
+    "GraphNoMatch",
     "Item",
     "JWTError",
     "Manifest",

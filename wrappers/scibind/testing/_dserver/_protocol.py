@@ -5,7 +5,9 @@ Stdlib only: the parent imports this without Flask, mongomock or dservercore.
 The parent writes ``config.json`` into a fresh private directory and starts
 ``python -m scibind.testing._dserver.app <dir>``. The child generates the RSA key pair there, creates
 the SQLite database, binds two loopback ports and then atomically writes ``ready.json``
-(``{"pid", "url", "token_generator_url"}``); on a start-up error it writes ``failed.json`` instead.
+(``{"pid", "url", "token_generator_url", "control_url", "control_key"}``); on a start-up error it writes
+``failed.json`` instead. ``control_url`` is the test kit's own route on the token generator's port (registering
+datasets the way dserver's indexer does); ``control_key`` must accompany every call to it.
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ import datetime as _dt
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._protocol import (
     CONFIG_FILE,
@@ -28,6 +29,9 @@ from ._protocol import (
     READY_FILE,
     ServerConfig,
 )
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = [
     "configure_environment",
@@ -151,12 +155,20 @@ def _provision(app: Any, config: ServerConfig) -> None:
             )
 
 
-def create_token_generator(workdir: Path, config: ServerConfig) -> Any:
+def create_token_generator(
+    workdir: Path, config: ServerConfig, dserver_app: Any = None, control_key: str | None = None
+) -> Any:
     """A Flask app with the contract of jic-dtool/token-generator-ldap (LDAP replaced by fixed passwords).
 
     ``POST /token`` ``{"username", "password"}`` -> 200 ``{"status": "success", "token": JWT}``; wrong
     credentials -> ``{"status": "fail"}`` (status code ``token_generator_fail_status``, upstream: 200);
     a body without both keys -> 400. ``GET /public_key`` -> the PEM text. ``GET /`` -> a one-line banner.
+
+    With ``dserver_app`` and ``control_key``, the test kit's control route is added too: ``POST
+    /_scibind/index`` (header ``X-Scibind-Control: <key>``, JSON dataset info) registers a dataset the way
+    dserver's indexer does (``flask base_uri index`` / ``flask dataset register`` call
+    ``dservercore.utils.register_dataset`` with dtoolcore's info, where ``uuid`` is a string), not through
+    ``PUT /uris`` (whose schema turns ``uuid`` into a UUID). 201 on success, 400 with ``{"msg"}`` if invalid.
     """
     from flask import Flask, abort, jsonify, request
     from flask_jwt_extended import JWTManager, create_access_token
@@ -191,7 +203,34 @@ def create_token_generator(workdir: Path, config: ServerConfig) -> Any:
             return jsonify({"status": "success", "token": create_access_token(identity=username)})
         return jsonify({"status": "fail"}), fail_status
 
+    if dserver_app is not None and control_key:
+        _add_control_routes(app, dserver_app, control_key)
     return app
+
+
+def _add_control_routes(app: Flask, dserver_app: Any, control_key: str) -> None:
+    """The test kit's ``POST /_scibind/index`` (see :func:`create_token_generator`)."""
+    import hmac
+
+    from flask import abort, jsonify, request
+
+    @app.route("/_scibind/index", methods=["POST"])
+    def index_dataset() -> Any:
+        given = request.headers.get("X-Scibind-Control", "")
+        if not hmac.compare_digest(given.encode(), control_key.encode()):
+            abort(403)
+        info = request.get_json(silent=True)
+        if not isinstance(info, dict):
+            return jsonify({"msg": "expected a JSON object"}), 400
+        from dservercore import ValidationError
+        from dservercore.utils import register_dataset
+
+        with dserver_app.app_context():
+            try:
+                register_dataset(info)
+            except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                return jsonify({"msg": f"{type(exc).__name__}: {exc}"}), 400
+        return jsonify({"uri": info.get("uri")}), 201
 
 
 def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -252,7 +291,8 @@ def serve(workdir: Path) -> int:
     configure_environment(workdir, config)
     app = create_app()
     _provision(app, config)
-    tokens = create_token_generator(workdir, config)
+    control_key = secrets.token_urlsafe(24)
+    tokens = create_token_generator(workdir, config, app, control_key)
 
     host = config["host"]
     server = make_server(host, 0, app, threaded=True)
@@ -277,6 +317,8 @@ def serve(workdir: Path) -> int:
             "pid": os.getpid(),
             "url": f"http://{host}:{server.server_port}",
             "token_generator_url": f"http://{host}:{token_server.server_port}/token",
+            "control_url": f"http://{host}:{token_server.server_port}/_scibind",
+            "control_key": control_key,
         },
     )
     log.info(
