@@ -76,8 +76,9 @@ SCENARIOS: dict[str, str] = {
     "direct request)",
     "test_storage_never_sees_credentials": "Storage host (presigned URLs) never sees credentials",
     "test_reprs_show_no_secrets": "Reprs of client, auth, config show no secret",
-    "test_thousand_concurrent_requests_share_a_bounded_pool": "1,000 concurrent requests: peak in flight "
-    "<= limit, <= limit+1 connections, no errors, pool empty and no fd leaked after close",
+    "test_thousand_concurrent_requests_share_a_bounded_pool": "1,000 requests through one client (async: "
+    "1,000 at once; sync: a 64-thread pool): peak in flight <= limit, <= limit+1 connections, no errors, "
+    "pool empty and no fd leaked after close",
 }
 
 NOT_APPLICABLE: dict[tuple[str, str], str] = {}

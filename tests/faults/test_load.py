@@ -1,5 +1,6 @@
-"""Load: 1,000 concurrent requests through one client respect its concurrency limit (peak in flight measured
-at the server), share connections, and finish without errors or leaked connections and file handles."""
+"""Load: 1,000 requests through one client (async: all 1,000 started at once with ``gather``; sync: a pool of
+64 threads, so at most 64 wait at once) respect its concurrency limit (peak in flight measured at the server),
+share connections, and finish without errors or leaked connections and file handles."""
 
 from __future__ import annotations
 
