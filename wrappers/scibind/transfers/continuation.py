@@ -38,7 +38,7 @@ import attrs
 from .. import errors
 from .._core import effects as fx
 from .._core.retry import backoff_delay
-from ..config import RetryPolicy
+from ..config import ClientConfig, RetryPolicy
 
 __all__ = ["Continuation", "continuation"]
 
@@ -130,5 +130,5 @@ def continuation(
     position: int = 0, *, limit: int | None = None, label: str = "transfer"
 ) -> fx.Op[Continuation]:
     """A :class:`Continuation` under the client's retry policy, for a transfer that holds ``position`` bytes."""
-    config = yield fx.GetConfig()
+    config: ClientConfig = yield fx.GetConfig()
     return Continuation(config.retry, best=position, limit=limit, label=label)
