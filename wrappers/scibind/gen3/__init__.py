@@ -21,15 +21,25 @@ if TYPE_CHECKING:
     from ._auth import Gen3Credentials, InsecureCredentialsWarning, gen3_credentials
     from ._client import AsyncGen3Client, Gen3Client
     from ._errors import (
+        DeletionError,
         GraphQLError,
         IndexPendingError,
         IndexRecordConflictError,
         SubmissionError,
     )
-    from ._models import EntityOutcome, Export, Project, SubmissionResult
+    from ._models import (
+        DeletionResult,
+        EntityOutcome,
+        Export,
+        IndexUrlMatch,
+        Project,
+        SubmissionResult,
+    )
 
 __all__ = [
     "AsyncGen3Client",
+    "DeletionError",
+    "DeletionResult",
     "EntityOutcome",
     "Export",
     "Gen3Client",
@@ -37,6 +47,7 @@ __all__ = [
     "GraphQLError",
     "IndexPendingError",
     "IndexRecordConflictError",
+    "IndexUrlMatch",
     "InsecureCredentialsWarning",
     "Project",
     "SubmissionError",
@@ -50,11 +61,14 @@ _EXPORTS = {
     "Gen3Credentials": "._auth",
     "InsecureCredentialsWarning": "._auth",
     "gen3_credentials": "._auth",
+    "DeletionError": "._errors",
     "GraphQLError": "._errors",
     "IndexPendingError": "._errors",
     "IndexRecordConflictError": "._errors",
     "SubmissionError": "._errors",
+    "DeletionResult": "._models",
     "EntityOutcome": "._models",
+    "IndexUrlMatch": "._models",
     "Export": "._models",
     "Project": "._models",
     "SubmissionResult": "._models",

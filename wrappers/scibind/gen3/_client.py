@@ -9,10 +9,8 @@ endpoint modules at the commons so every call goes through the same client.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +37,17 @@ from ..errors import (
     ServerError,
 )
 from ._auth import DEFAULT_SCOPES, Gen3Credentials, _same_endpoint, gen3_credentials
+from ._common import (
+    _fence,
+    _indexd,
+    _json,
+    _options,
+    _parsed,
+    _split_project,
+)
 from ._errors import gen3_error_message
+from ._index_ops import _IndexOps
+from ._sheepdog_ops import _SheepdogAdminOps
 
 if TYPE_CHECKING:
     from scibind_generated.gen3_fence.models import UserInfo
@@ -66,56 +74,6 @@ DEFAULT_PART_SIZE = 64 * 1024 * 1024
 MULTIPART_THRESHOLD = 100 * 1024 * 1024
 """Files at least this large are uploaded in parallel parts (Fence's multipart flow)."""
 GRAPHQL_PATH = "/api/v0/submission/graphql"
-
-_UNDER: dict[tuple[str, str], types.ModuleType] = {}
-
-
-def _under(prefix: str, module: types.ModuleType) -> types.ModuleType:
-    """A stand-in for a generated endpoint module whose paths are served under ``prefix`` on the commons."""
-    key = (module.__name__, prefix)
-    found = _UNDER.get(key)
-    if found is not None:
-        return found
-    shim = types.ModuleType(f"{module.__name__}@{prefix}", module.__doc__)
-    original = module._get_kwargs
-
-    def _get_kwargs(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        out: dict[str, Any] = original(*args, **kwargs)
-        out["url"] = prefix + out["url"]
-        return out
-
-    shim._get_kwargs = _get_kwargs  # type: ignore[attr-defined]
-    shim._build_response = module._build_response  # type: ignore[attr-defined]
-    _UNDER[key] = shim
-    return shim
-
-
-def _fence(module: types.ModuleType) -> types.ModuleType:
-    return _under("/user", module)
-
-
-def _indexd(module: types.ModuleType) -> types.ModuleType:
-    return _under("/index", module)
-
-
-def _split_project(project_id: str) -> tuple[str, str]:
-    program, sep, project = project_id.partition("-")
-    if not (program and sep and project):
-        raise ConfigurationError(f"project_id must be '<program>-<project>', not {project_id!r}")
-    return program, project
-
-
-def _parsed(resp: Any, cls: type[Any], what: str) -> Any:
-    if not isinstance(resp.parsed, cls):
-        raise ResponseFormatError(f"{what}: unexpected answer ({type(resp.parsed).__name__})")
-    return resp.parsed
-
-
-def _json(content: bytes, what: str) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError as exc:
-        raise ResponseFormatError(f"{what} is not JSON: {exc}") from None
 
 
 def _md5_of(record: Record) -> str | None:
@@ -180,17 +138,6 @@ def _content_filename(headers: Mapping[str, str]) -> str | None:
     return name or None
 
 
-def _list_filter(values: Sequence[str] | None) -> str | None:
-    """indexd's list filters: comma-separated values; ``null`` asks for records with none."""
-    if values is None:
-        return None
-    return ",".join(values) if values else "null"
-
-
-def _options(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
 class _AccessToken:
     """``client.access_token()``: the current access token as a :class:`Secret` (``.reveal()`` for the text),
     minted or refreshed first when needed, with the same locking as requests; awaited on the async client."""
@@ -234,8 +181,12 @@ def _static_token(auth: Any) -> Secret:
     raise ConfigurationError(f"these credentials hold no access token ({type(auth).__name__})")
 
 
-class _Gen3Ops:
-    """All Gen3 calls, written once; see :class:`Gen3Client` and :class:`AsyncGen3Client`."""
+class _Gen3Ops(_IndexOps, _SheepdogAdminOps):
+    """All Gen3 calls, written once; see :class:`Gen3Client` and :class:`AsyncGen3Client`.
+
+    indexd's calls are in :class:`~scibind.gen3._index_ops._IndexOps`, programs, projects and deletion in
+    :class:`~scibind.gen3._sheepdog_ops._SheepdogAdminOps`.
+    """
 
     service: ClassVar[str] = "gen3"
     generated_package: ClassVar[str | None] = "scibind_generated.gen3_sheepdog"
@@ -790,61 +741,6 @@ class _Gen3Ops:
             )
         return resp.status_code, body
 
-    # -- index records (indexd) ------------------------------------------------------------------------------
-    @operation
-    def index_record(self, guid: str) -> fx.Op[Record]:
-        """The index record of a GUID (hashes, size, URLs, access control)."""
-        return (yield from self._record(guid))
-
-    def _record(self, guid: str) -> fx.Op[Record]:
-        from scibind_generated.gen3_indexd.api.index import get_record
-        from scibind_generated.gen3_indexd.models import Record
-
-        resp = yield fx.Call(_indexd(get_record), {"guid": guid})
-        return _parsed(resp, Record, "index record")  # type: ignore[no-any-return]
-
-    def index_records(
-        self,
-        *,
-        hashes: Mapping[str, str] | None = None,
-        size: int | None = None,
-        urls: Sequence[str] | None = None,
-        authz: Sequence[str] | None = None,
-        acl: Sequence[str] | None = None,
-        uploader: str | None = None,
-        file_name: str | None = None,
-        page_size: int = 100,
-        max_items: int | None = None,
-    ) -> Paginator[Record]:
-        """Every index record (filters combine with AND), in GUID order, walked with indexd's ``start`` cursor."""
-        from scibind_generated.gen3_indexd.api.index import list_records
-
-        from ..pagination import Page, Paginator
-
-        if not 1 <= page_size <= 1024:
-            raise ConfigurationError("page_size must be between 1 and 1024")
-        filters = _options(
-            hash_=[f"{k}:{v}" for k, v in hashes.items()] if hashes else None,
-            size=size,
-            url_query=list(urls) if urls else None,
-            authz=_list_filter(authz),
-            acl=_list_filter(acl),
-            uploader=uploader,
-            file_name=file_name,
-        )
-
-        def fetch(start: str | None) -> fx.Op[Page[Record]]:
-            from scibind_generated.gen3_indexd.models import RecordList
-
-            resp = yield fx.Call(
-                _indexd(list_records), {**filters, "limit": page_size, **_options(start=start)}
-            )
-            records = list(_parsed(resp, RecordList, "index listing").records)
-            last = records[-1].did if len(records) >= page_size else None
-            return Page(records, next=last)
-
-        return Paginator(self._driver, fetch, first=None, numbered=False, max_items=max_items)
-
     # -- files (fence + storage) -----------------------------------------------------------------------------
     @operation
     def presigned_url(
@@ -932,6 +828,8 @@ class _Gen3Ops:
         parallel: int = 4,
         progress: ProgressCallback | None = None,
         index_wait: float = 60.0,
+        guid: str | None = None,
+        protocol: str | None = None,
     ) -> fx.Op[Record]:
         """Upload a new file; returns its index record with md5, size (and URL) filled in.
 
@@ -939,16 +837,30 @@ class _Gen3Ops:
         ``multipart_threshold`` bytes) in parallel parts (``/user/data/multipart/*``) whose ETags are checked,
         resumable after an interruption. The index record is then checked against the local md5 and size; a
         record still blank (no indexing job ran yet) is filled with them (``PUT /index/blank/<guid>?rev=``).
+        A user who may not fill index records waits up to ``index_wait`` seconds for Gen3's indexing job,
+        then gets :class:`~scibind.gen3.IndexPendingError` (the bytes are stored: do not upload again).
+
+        ``guid`` uploads the bytes of an existing blank record (e.g. a new blank version) instead of creating
+        one. ``protocol`` picks the storage of a single-PUT upload where Fence offers several (``s3``,
+        ``az``); multipart uploads are S3 only.
         """
+        from scibind_generated.gen3_fence.models.storage_protocol import STORAGE_PROTOCOL_VALUES
+
         from ..transfers.progress import ProgressTracker
 
         p = Path(path)
         if not p.is_file():
             raise ConfigurationError(f"not a file: {p}")
+        if protocol is not None and protocol not in STORAGE_PROTOCOL_VALUES:
+            raise ConfigurationError(f"unknown storage protocol {protocol!r}")
         size = p.stat().st_size
         name = file_name or p.name
         tracker = ProgressTracker(name, size, progress, "hashing")
         use_multipart = multipart if multipart is not None else size >= multipart_threshold
+        if use_multipart and protocol not in (None, "s3"):
+            if multipart:
+                raise ConfigurationError(f"multipart uploads are S3 only, not {protocol!r}")
+            use_multipart = False  # Fence's single PUT takes up to 5 GB
         if use_multipart and size > 0:
             return (
                 yield from self._upload_multipart(
@@ -962,11 +874,21 @@ class _Gen3Ops:
                     part_size,
                     parallel,
                     index_wait,
+                    guid=guid,
                 )
             )
         return (
             yield from self._upload_single(
-                p, name, size, tracker, authz, bucket, expires_in, index_wait
+                p,
+                name,
+                size,
+                tracker,
+                authz,
+                bucket,
+                expires_in,
+                index_wait,
+                guid=guid,
+                protocol=protocol,
             )
         )
 
@@ -990,6 +912,9 @@ class _Gen3Ops:
         bucket: str | None,
         expires_in: int | None,
         index_wait: float,
+        *,
+        guid: str | None = None,
+        protocol: str | None = None,
     ) -> fx.Op[Record]:
         from scibind_generated.gen3_fence.api.data import create_upload
         from scibind_generated.gen3_fence.models import UploadRequest, UploadResponse
@@ -1005,6 +930,8 @@ class _Gen3Ops:
                 authz=list(authz) if authz else None,
                 bucket=bucket,
                 expires_in=expires_in,
+                guid=guid,
+                protocol=protocol,
             )
         )
         # creates a blank index record: not repeated blindly
@@ -1036,9 +963,9 @@ class _Gen3Ops:
         if returned and returned.lower() != md5:
             raise ChecksumMismatchError(f"{name}: storage ETag", expected=md5, actual=returned)
         tracker.emit("verifying")
-        guid = str(created.guid)
-        location = _storage_location(bucket, str(created.url), f"{guid}/{name}")
-        record = yield from self._finalize(guid, md5, size, location, name, index_wait)
+        did = str(created.guid)
+        location = _storage_location(bucket, str(created.url), f"{did}/{name}")
+        record = yield from self._finalize(did, md5, size, location, name, index_wait)
         tracker.emit("done")
         return record
 
@@ -1069,6 +996,8 @@ class _Gen3Ops:
         part_size: int,
         parallel: int,
         index_wait: float,
+        *,
+        guid: str | None = None,
     ) -> fx.Op[Record]:
         from ..transfers.checksums import file_digest, multipart_plan
         from ..transfers.journal import upload_journal
@@ -1089,6 +1018,7 @@ class _Gen3Ops:
             name,
             bucket or "",
             ",".join(authz or ()),
+            guid or "",
         )
         resumed = bool(journal.data.get("upload_id"))
         try:
@@ -1107,6 +1037,7 @@ class _Gen3Ops:
                     expires_in,
                     parallel,
                     index_wait,
+                    guid=guid,
                 )
             )
         except (NotFoundError, ServerError) as exc:
@@ -1131,6 +1062,7 @@ class _Gen3Ops:
                 expires_in,
                 parallel,
                 index_wait,
+                guid=guid,
             )
         )
 
@@ -1149,6 +1081,8 @@ class _Gen3Ops:
         expires_in: int | None,
         parallel: int,
         index_wait: float,
+        *,
+        guid: str | None = None,
     ) -> fx.Op[Record]:
         from scibind_generated.gen3_fence.api.data import (
             complete_multipart_upload,
@@ -1172,6 +1106,7 @@ class _Gen3Ops:
                     authz=list(authz) if authz else None,
                     bucket=bucket,
                     expires_in=expires_in,
+                    guid=guid,
                 )
             )
             resp = yield fx.Call(_fence(init_multipart_upload), {"body": body})
@@ -1288,6 +1223,35 @@ class _Gen3Ops:
                 raise IndexPendingError(name, guid, refusal)
             yield fx.Sleep(min(delay, remaining))
             delay = min(delay * 2, 5.0)
+
+    @operation
+    def upload_url(
+        self,
+        guid: str,
+        *,
+        file_name: str | None = None,
+        protocol: str | None = None,
+        bucket: str | None = None,
+        expires_in: int | None = None,
+    ) -> fx.Op[str]:
+        """A presigned URL to PUT the bytes of an existing record (the SDK's ``upload_file_to_guid``); send no
+        credentials with it. The object key is ``<guid>/<file_name>`` (default: the GUID). Prefer
+        :meth:`upload` with ``guid=``, which also verifies and indexes the result."""
+        from scibind_generated.gen3_fence.api.data import get_upload_url
+        from scibind_generated.gen3_fence.models import SignedUrl
+        from scibind_generated.gen3_fence.models.storage_protocol import STORAGE_PROTOCOL_VALUES
+
+        if protocol is not None and protocol not in STORAGE_PROTOCOL_VALUES:
+            raise ConfigurationError(f"unknown storage protocol {protocol!r}")
+        options = _options(
+            file_name=file_name,
+            protocol=protocol,
+            bucket=bucket,
+            expires_in=expires_in,
+        )
+        # signing a URL changes nothing: safe to repeat
+        resp = yield fx.Call(_fence(get_upload_url), {"guid": guid, **options})
+        return str(_parsed(resp, SignedUrl, "upload URL").url)
 
     @operation
     def delete_file(self, guid: str) -> fx.Op[None]:

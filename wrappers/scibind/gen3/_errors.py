@@ -13,9 +13,10 @@ from ..errors import APIError, ScibindError
 from ._auth import fence_message
 
 if TYPE_CHECKING:
-    from ._models import SubmissionResult
+    from ._models import DeletionResult, SubmissionResult
 
 __all__ = [
+    "DeletionError",
     "GraphQLError",
     "IndexPendingError",
     "IndexRecordConflictError",
@@ -108,4 +109,19 @@ class IndexRecordConflictError(ScibindError):
         super().__init__(
             f"{name}: the index record {guid} was filled with another {field} "
             f"(expected {expected}, found {actual})"
+        )
+
+
+class DeletionError(ScibindError):
+    """Some entities were not deleted; ``result`` tells which (with sheepdog's messages, e.g. the dependents
+    that block a deletion)."""
+
+    def __init__(self, result: DeletionResult) -> None:
+        self.result = result
+        first = result.failed[0] if result.failed else None
+        detail = f"; first: {first.describe()}" if first is not None else ""
+        aborted = f"; stopped by: {result.error}" if result.error is not None else ""
+        super().__init__(
+            f"{len(result.failed)} entities not deleted ({len(result.deleted)} deleted)"
+            f"{detail}{aborted}"
         )

@@ -11,7 +11,15 @@ import attrs
 
 from ..errors import ResponseFormatError, ScibindError
 
-__all__ = ["EntityOutcome", "Export", "ExportFormat", "Project", "SubmissionResult"]
+__all__ = [
+    "DeletionResult",
+    "EntityOutcome",
+    "Export",
+    "ExportFormat",
+    "IndexUrlMatch",
+    "Project",
+    "SubmissionResult",
+]
 
 ExportFormat = Literal["json", "tsv", "csv"]
 
@@ -110,3 +118,47 @@ class Export:
             return [dict(d) for d in doc]
         delimiter = "\t" if self.format == "tsv" else ","
         return [dict(row) for row in csv.DictReader(io.StringIO(self.text), delimiter=delimiter)]
+
+
+@attrs.frozen
+class DeletionResult:
+    """The outcome of deleting graph entities: ``deleted`` ids, ``missing`` ids (not found: already deleted,
+    or never there), ``failed`` entities with sheepdog's messages (``index`` is the position among the ids
+    asked for, -1 for a dependent added by ``with_dependents``). ``error`` is set when a whole request failed
+    (no permission, unknown project); ``requests`` counts the deletion requests sent.
+    """
+
+    deleted: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    failed: tuple[EntityOutcome, ...] = ()
+    requests: int = 0
+    error: ScibindError | None = attrs.field(default=None, eq=False)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed (missing ids are not failures)."""
+        return not self.failed and self.error is None
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~scibind.gen3.DeletionError` (holding this result) unless nothing failed."""
+        if not self.ok:
+            from ._errors import DeletionError
+
+            raise DeletionError(self)
+
+    def __add__(self, other: DeletionResult) -> DeletionResult:
+        return DeletionResult(
+            self.deleted + other.deleted,
+            self.missing + other.missing,
+            self.failed + other.failed,
+            self.requests + other.requests,
+            self.error or other.error,
+        )
+
+
+@attrs.frozen
+class IndexUrlMatch:
+    """A record found by a URL query: its GUID and storage URLs."""
+
+    did: str
+    urls: tuple[str, ...]

@@ -783,6 +783,9 @@ class FakeGen3Commons(FakeService):
         return user, guid, bucket, key, body
 
     def _fence_upload(self, request: httpx.Request) -> httpx.Response:
+        protocol = (self._upload_body(request).get("protocol") or "s3").lower()
+        if protocol != "s3":  # the fake's storage is S3-like only
+            raise _Unauthorized(f"protocol {protocol} is not supported for upload", 400)
         user, guid, bucket, key, body = self._start_upload(request)
         extra = {"user_id": str(user.id), "username": user.username}
         url = self.storage.presign(
@@ -1088,6 +1091,15 @@ class FakeGen3Commons(FakeService):
                 return json_response(body, status)
         if tail == ["export"] and method in ("GET", "POST"):
             return self._export(request, program, project)
+        if tail == ["manifest"] and method == "GET":
+            return self._manifest(request, program, project)
+        if tail[0] == "_dictionary" and method == "GET" and len(tail) <= 2:
+            self._project_user(request, program, project, "read")
+            if len(tail) == 1:
+                entries = [*(n for n in self.graph.infos), "_all"]
+                base = f"/v0/submission/{program}/{project}/_dictionary"
+                return json_response({"links": [f"{base}/{e}" for e in entries]})
+            return self._sheepdog_dictionary(tail[1:])
         raise ApiError(404, "The requested URL was not found on the server.")
 
     @staticmethod
@@ -1177,6 +1189,36 @@ class FakeGen3Commons(FakeService):
             200, content=body,
             headers={"Content-Type": mimetype, "Content-Disposition": f"attachment; filename={filename}"},
         )  # fmt: skip
+
+    def _manifest(self, request: httpx.Request, program: str, project: str) -> httpx.Response:
+        """Sheepdog's file manifest: YAML ``files:`` of the data files' JSON exports."""
+        import yaml
+
+        self._project_user(request, program, project, "read")
+        raw = request.url.params.get("ids", "").strip()
+        if not raw:
+            raise ApiError(400, "No ids specified. Use query parameter 'ids', e.g. 'ids=id1,id2'.")
+        ids = raw.split(",")
+        wrong = [
+            f"{self.graph.nodes[i].label} {i} is not a data file."
+            for i in ids
+            if i in self.graph.nodes
+            and self.graph.infos[self.graph.nodes[i].label].category != "data_file"
+        ]
+        if wrong:
+            raise ApiError(400, " ".join(wrong))
+        body, _, _ = self.graph.export(
+            program, project, ids=ids, node_label=None, file_format="json"
+        )
+        docs = [dict(local_file_path=d.get("file_name"), **d) for d in json.loads(body)]
+        return httpx.Response(
+            200,
+            content=yaml.safe_dump({"files": docs}, default_flow_style=False).encode(),
+            headers={
+                "Content-Type": "text/html; charset=utf-8",
+                "Content-Disposition": "attachment; filename=submission_manifest.yaml",
+            },
+        )
 
     def _graphql(self, request: httpx.Request) -> httpx.Response:
         user, _ = self._user(request)

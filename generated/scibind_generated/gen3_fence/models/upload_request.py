@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.storage_protocol import StorageProtocol, check_storage_protocol
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="UploadRequest")
@@ -21,6 +22,7 @@ class UploadRequest:
     """ Upload bucket (default the configured data upload bucket). """
     guid: str | Unset = UNSET
     """ Upload to an existing blank record instead of creating one. """
+    protocol: StorageProtocol | Unset = UNSET
     expires_in: int | Unset = UNSET
     """ URL lifetime in seconds. """
     authz: list[str] | Unset = UNSET
@@ -33,6 +35,10 @@ class UploadRequest:
         bucket = self.bucket
 
         guid = self.guid
+
+        protocol: str | Unset = UNSET
+        if not isinstance(self.protocol, Unset):
+            protocol = self.protocol
 
         expires_in = self.expires_in
 
@@ -51,6 +57,8 @@ class UploadRequest:
             field_dict["bucket"] = bucket
         if guid is not UNSET:
             field_dict["guid"] = guid
+        if protocol is not UNSET:
+            field_dict["protocol"] = protocol
         if expires_in is not UNSET:
             field_dict["expires_in"] = expires_in
         if authz is not UNSET:
@@ -67,6 +75,13 @@ class UploadRequest:
 
         guid = d.pop("guid", UNSET)
 
+        _protocol = d.pop("protocol", UNSET)
+        protocol: StorageProtocol | Unset
+        if isinstance(_protocol, Unset):
+            protocol = UNSET
+        else:
+            protocol = check_storage_protocol(_protocol)
+
         expires_in = d.pop("expires_in", UNSET)
 
         authz = cast(list[str], d.pop("authz", UNSET))
@@ -75,6 +90,7 @@ class UploadRequest:
             file_name=file_name,
             bucket=bucket,
             guid=guid,
+            protocol=protocol,
             expires_in=expires_in,
             authz=authz,
         )

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .record_urls_metadata_additional_property import RecordUrlsMetadataAdditionalProperty
     from .record_versions import RecordVersions
     from .service_version import ServiceVersion
+    from .url_match import UrlMatch
 
 _MODULES: dict[str, str] = {
     "BlankRecordCreate": ".blank_record_create",
@@ -62,6 +63,7 @@ _MODULES: dict[str, str] = {
     "RecordUrlsMetadataAdditionalProperty": ".record_urls_metadata_additional_property",
     "RecordVersions": ".record_versions",
     "ServiceVersion": ".service_version",
+    "UrlMatch": ".url_match",
 }
 
 __all__ = (
@@ -90,6 +92,7 @@ __all__ = (
     "RecordUrlsMetadataAdditionalProperty",
     "RecordVersions",
     "ServiceVersion",
+    "UrlMatch",
 )
 
 
