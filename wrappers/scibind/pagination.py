@@ -159,6 +159,9 @@ class Paginator(Generic[T]):
         last = self._first + first.total_pages - 1
         if self.max_pages is not None:
             last = min(last, self._first + self.max_pages - 1)
+        if self.max_items is not None and first.items:
+            # pages are full until the last one: fetch no page beyond the one holding item max_items
+            last = min(last, self._first + math.ceil(self.max_items / len(first.items)) - 1)
         return range(self._first + 1, last + 1)
 
     def _clip(self, page: Page[T], seen: int, pages: int) -> tuple[Sequence[T], bool]:
