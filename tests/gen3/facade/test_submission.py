@@ -144,9 +144,9 @@ async def test_submit_json_and_csv_files(g3: Any, fake: FakeGen3Commons, tmp_pat
     assert (await call(g3.submit_file(PROJECT_ID, tmp_path / "a.json"))).ok
     assert (await call(g3.submit_file(PROJECT_ID, tmp_path / "b.csv"))).ok
     assert subjects_in_graph(fake) == ["c1", "s1", "s2"]
-    (tmp_path / "c.xlsx").write_bytes(b"PK")
+    (tmp_path / "c.ods").write_bytes(b"PK")
     with pytest.raises(errors.ConfigurationError, match=r"\.json, \.tsv"):
-        await call(g3.submit_file(PROJECT_ID, tmp_path / "c.xlsx"))
+        await call(g3.submit_file(PROJECT_ID, tmp_path / "c.ods"))
 
 
 async def test_upsert_is_retried_create_is_not(fake: FakeGen3Commons, kind: str) -> None:

@@ -618,7 +618,8 @@ class _Gen3Ops(_IndexOps, _SheepdogAdminOps):
         mode: SubmitMode = "upsert",
         dry_run: bool = False,
     ) -> fx.Op[SubmissionResult]:
-        """Submit the records of a JSON, TSV (.tsv/.txt) or CSV file, skipping ``row_offset`` data rows."""
+        """Submit the records of a JSON, TSV (.tsv/.txt), CSV or Excel (.xlsx, first worksheet; needs
+        ``scibind[xlsx]``) file, skipping ``row_offset`` data rows."""
         from ._submission import read_records
 
         plan = yield fx.Blocking(lambda: read_records(path, row_offset=row_offset))

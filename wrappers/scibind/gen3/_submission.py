@@ -102,10 +102,61 @@ def _tsv_records(header: list[str], rows: Iterable[list[str]], offset: int) -> R
     return Records(tuple(items), "\t".join(columns))
 
 
+def _cell_text(value: Any) -> str:
+    """A spreadsheet cell as sheepdog's TSV expects it: whole numbers without ``.0``, dates in ISO 8601."""
+    import datetime
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    """The first worksheet's rows as text (as the SDK reads workbooks); empty rows dropped."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise ConfigurationError(
+            f"reading {path.name} needs openpyxl: pip install 'scibind[xlsx]' (or save it as TSV)"
+        ) from None
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip, XML and format errors of a damaged workbook
+        raise ConfigurationError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
+    try:
+        sheet = book.worksheets[0] if book.worksheets else None
+        if sheet is None:
+            return []
+        rows = [[_cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+    rows = [r for r in rows if any(c for c in r)]
+    if rows:  # trailing columns without a header are formatting, not data
+        width = max((i + 1 for i, c in enumerate(rows[0]) if c), default=0)
+        rows = [r[:width] + [""] * (width - len(r)) for r in rows]
+    return rows
+
+
 def read_records(path: str | os.PathLike[str], *, row_offset: int = 0) -> Records:
-    """Records from a JSON (list, one object, or an export's ``{"data": [...]}``), TSV/TXT or CSV file."""
+    """Records from a JSON (list, one object, or an export's ``{"data": [...]}``), TSV/TXT, CSV or XLSX
+    (first worksheet; needs the ``xlsx`` extra) file."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        if not p.is_file():
+            raise ConfigurationError(f"cannot read {p}: no such file")
+        rows = _xlsx_rows(p)
+        if not rows:
+            raise ConfigurationError(f"{p} is empty")
+        return _tsv_records(rows[0], rows[1:], row_offset)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -130,7 +181,7 @@ def read_records(path: str | os.PathLike[str], *, row_offset: int = 0) -> Record
         if not rows:
             raise ConfigurationError(f"{p} is empty")
         return _tsv_records(rows[0], rows[1:], row_offset)
-    raise ConfigurationError(f"cannot submit {p.name}: use a .json, .tsv, .txt or .csv file")
+    raise ConfigurationError(f"cannot submit {p.name}: use a .json, .tsv, .txt, .csv or .xlsx file")
 
 
 # -- judging one batch's answer ---------------------------------------------------------------------------------
