@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from scibind.testing.dserver_server import require_for_tests
 
 from codegen.capture import Capture, capture_dserver, render_provenance, write_capture
 
@@ -57,7 +58,7 @@ def test_write_capture_is_idempotent(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_capture_reproduces_the_committed_spec(tmp_path: Path) -> None:
     """A fresh capture from the pinned server gives the committed bytes (fails when the pins drift)."""
-    pytest.importorskip("dservercore", reason="needs scibind[dserver-server]")
+    require_for_tests()
     capture = capture_dserver()
     assert capture.plugin_config == {"allow_direct_query": True, "allow_direct_aggregation": True}
     assert set(capture.served_versions) == {

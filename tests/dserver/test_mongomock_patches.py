@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from scibind.testing.dserver_server import require_for_tests
 
-mongomock = pytest.importorskip("mongomock", reason="needs scibind[dserver-server]")
+require_for_tests(["mongomock", "pymongo"])
 
+import mongomock  # noqa: E402
 from scibind.testing._dserver import mongomock_patches as mp  # noqa: E402
 
 _ORIGINAL_UNWIND = mongomock.aggregate._PIPELINE_HANDLERS["$unwind"]

@@ -15,16 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-
-pytest.importorskip("dservercore", reason="needs scibind[dserver-server]")
-jwt = pytest.importorskip("jwt")
-
-from scibind.testing.dserver_server import (  # noqa: E402
+from scibind.testing.dserver_server import (
     DServerInstance,
     DServerStartError,
+    require_for_tests,
     run_dserver,
     start_dserver,
 )
+
+require_for_tests()
+
+import jwt  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -387,7 +388,7 @@ print(json.dumps(out))
 
 def test_official_client_dtool_lookup_api(dserver_server: DServerInstance, tmp_path: Path) -> None:
     """dtool-lookup-api 0.10.3 against the launcher; it authenticates with the token generator."""
-    pytest.importorskip("dtool_lookup_api")
+    require_for_tests(["dtool_lookup_api"], extra="scibind[dev]")
     s = dserver_server
     creator = _unique("lookup")
     bodies = s.seed_datasets(3, creator_username=creator)

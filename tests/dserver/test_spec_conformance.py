@@ -18,11 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from scibind.testing.dserver_server import DServerInstance, require_for_tests
 
-pytest.importorskip("dservercore", reason="needs scibind[dserver-server]")
-pytest.importorskip("openapi_python_client", reason="needs scibind[dev]")
-
-from scibind.testing.dserver_server import DServerInstance
+require_for_tests()
+require_for_tests(["openapi_python_client"], extra="scibind[dev]")
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,11 @@ from scibind._core.secrets import Secret
 from scibind._core.token_cache import TokenCache
 from scibind.config import ClientConfig, RetryPolicy
 from scibind.dserver import AsyncDServer, DServer
+from scibind.testing.dserver_server import require_for_tests
 
-jwt = pytest.importorskip("jwt")
+require_for_tests(["jwt", "cryptography"])
+
+import jwt  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,32 @@ import httpx
 from ._dserver import _protocol as proto
 from ._dserver.datasets import make_dataset
 
-__all__ = ["DServerInstance", "DServerStartError", "run_dserver", "start_dserver"]
+__all__ = [
+    "ALLOW_SKIP_ENV",
+    "SERVER_EXTRA",
+    "DServerInstance",
+    "DServerStartError",
+    "missing_server_packages",
+    "require_for_tests",
+    "run_dserver",
+    "start_dserver",
+]
+
+SERVER_EXTRA = "scibind[dserver-server]"
+ALLOW_SKIP_ENV = "SCIBIND_ALLOW_SKIP_DSERVER"
+"""Set to ``1`` to let tests that need the real dserver skip when it is not installed (default: they fail)."""
+SERVER_MODULES = (
+    "dservercore",
+    "dserver_search_plugin_mongo",
+    "dserver_retrieve_plugin_mongo",
+    "dserver_direct_mongo_plugin",
+    "mongomock",
+    "flask",
+    "jwt",
+    "cryptography",
+)
+"""What the dserver subprocess (and :meth:`DServerInstance.token`) import; the dependency-graph plugin is
+optional (without it, ``/graph`` is not served)."""
 
 _DEFAULT_EXPIRES_IN = 900.0
 # Configuration dservercore, its plugins and Flask read from the environment: never inherited from the
@@ -62,6 +87,42 @@ _DSERVER_ENV_PREFIXES = (
 
 class DServerStartError(RuntimeError):
     """The dserver subprocess did not become ready; the message ends with the tail of its log."""
+
+
+def missing_server_packages(modules: Sequence[str] | None = None) -> list[str]:
+    """The modules the real dserver needs that are not installed (found without importing them)."""
+    return [m for m in (SERVER_MODULES if modules is None else modules) if not _findable(m)]
+
+
+def _findable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _unavailable(missing: Sequence[str], extra: str = SERVER_EXTRA) -> str:
+    return (
+        f"the real dserver is not installed (missing: {', '.join(missing)}): "
+        f"pip install '{extra}' (set {ALLOW_SKIP_ENV}=1 to skip the tests that need it instead)"
+    )
+
+
+def require_for_tests(modules: Sequence[str] | None = None, *, extra: str = SERVER_EXTRA) -> None:
+    """In a pytest run (test, fixture or module level): fail with an installation hint when ``modules``
+    (default: what the real dserver needs) are missing, so a broken install is never a silent skip; skip instead
+    when ``SCIBIND_ALLOW_SKIP_DSERVER=1``."""
+    import pytest
+
+    missing = missing_server_packages(modules)
+    if not missing:
+        return
+    reason = _unavailable(missing, extra)
+    if os.environ.get(ALLOW_SKIP_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        pytest.skip(reason, allow_module_level=True)
+    pytest.fail(reason, pytrace=False)
 
 
 def _uri_path(uri: str) -> str:
@@ -366,6 +427,8 @@ def start_dserver(
     directory that :meth:`~DServerInstance.stop` removes (kept if start-up fails); ``log_path`` defaults to
     ``<workdir>/dserver.log``.
     """
+    if python is None and (missing := missing_server_packages()):
+        raise DServerStartError(_unavailable(missing))
     passwords = {
         admin_username: admin_password,
         user_username: user_password,

@@ -8,7 +8,8 @@ uses scibind (or plain httpx) talks to the fake. Fakes are imported only when a 
 * ``fake_mytardis`` -- :class:`scibind.testing.mytardis.FakeMyTardis`
 * ``fake_midas``    -- :class:`scibind.testing.midas.FakeMidas`
 * ``dserver_server`` (session scope) -- a real dserver on loopback
-  (:func:`scibind.testing.dserver_server.run_dserver`); needs ``scibind[dserver-server]``.
+  (:func:`scibind.testing.dserver_server.run_dserver`); needs ``scibind[dserver-server]``: without it the
+  tests using it fail with an installation hint (they skip instead when ``SCIBIND_ALLOW_SKIP_DSERVER=1``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def fake_midas() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def dserver_server() -> Iterator[Any]:
-    pytest.importorskip("dservercore", reason="needs scibind[dserver-server]")
-    from scibind.testing.dserver_server import run_dserver
+    from scibind.testing.dserver_server import require_for_tests, run_dserver
+
+    require_for_tests()
 
     with run_dserver() as server:
         yield server
