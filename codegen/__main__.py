@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     dd = sub.add_parser("dictionary", help="typed node models from a Gen3 commons' data dictionary")
     dd.add_argument("--url", help="commons base URL (fetches /api/v0/submission/_dictionary/_all)")
     dd.add_argument("--file", help="a dictionary JSON file instead of a URL")
+    dd.add_argument(
+        "--credentials",
+        help="Gen3 credentials.json (path or name in ~/.gen3) for a private dictionary; default GEN3_API_KEY",
+    )
     dd.add_argument("--output", required=True, help="output Python module path")
     dd.set_defaults(module="codegen.dictionary")
 

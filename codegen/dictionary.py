@@ -1,6 +1,8 @@
 """``python -m codegen dictionary``: typed node models from a Gen3 commons' data dictionary.
 
-Reads the dictionary a commons serves at ``/api/v0/submission/_dictionary/_all`` (or a saved copy of it),
+Reads the dictionary a commons serves at ``/api/v0/submission/_dictionary/_all`` (or a saved copy of it;
+a private dictionary with Gen3 credentials: ``--credentials`` or ``GEN3_API_KEY``, as :mod:`scibind.gen3`
+finds them; the token is only ever sent to the commons that issued it and never printed or stored),
 resolves its ``$ref``s (``_definitions.yaml#/...``, ``_terms.yaml#/...``, ``#/...``) into self-contained
 node schemas, turns them into one JSON Schema document and runs datamodel-code-generator to write one
 Python module of :class:`typing.TypedDict` classes, one per node type, plus ``LinkReference`` (how an
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scibind.testing.gen3_dictionary import resolve_dictionary
+from scibind.gen3 import resolve_dictionary
 
 __all__ = [
     "DICTIONARY_PATH",
@@ -59,13 +61,26 @@ _KEPT = {
 # -- input ---------------------------------------------------------------------------------------------
 
 
-def fetch(url: str, timeout: float = 60.0) -> dict[str, Any]:
-    """The dictionary of the commons at ``url`` (a base URL, or the ``_dictionary/_all`` URL itself)."""
+def fetch(url: str, timeout: float = 60.0, *, credentials: str | None = None) -> dict[str, Any]:
+    """The dictionary of the commons at ``url`` (a base URL, or the ``_dictionary/_all`` URL itself).
+
+    With ``credentials`` (a ``credentials.json`` path or name, as ``scibind.gen3`` takes them), or with
+    ``GEN3_API_KEY`` set, the request is authenticated through :class:`scibind.gen3.Gen3Client`; otherwise it
+    is anonymous (public dictionaries).
+    """
+    base = url.rstrip("/")
+    if base.endswith(DICTIONARY_PATH):
+        base = base[: -len(DICTIONARY_PATH)]
+    if credentials or os.environ.get("GEN3_API_KEY"):
+        from scibind.config import ClientConfig, Timeout
+        from scibind.gen3 import Gen3Client
+
+        config = ClientConfig(timeout=Timeout(read=timeout))
+        with Gen3Client(base, credentials=credentials, config=config) as g3:
+            return g3.dictionary()
     import httpx
 
-    target = (
-        url if url.rstrip("/").endswith("/_dictionary/_all") else url.rstrip("/") + DICTIONARY_PATH
-    )
+    target = base + DICTIONARY_PATH
     response = httpx.get(target, timeout=timeout, follow_redirects=True)
     response.raise_for_status()
     data = response.json()
@@ -279,7 +294,8 @@ def main(args: argparse.Namespace) -> int:
         print("codegen dictionary: give exactly one of --url and --file", file=sys.stderr)
         return 2
     try:
-        sources = fetch(url) if url else load_file(file)
+        credentials = getattr(args, "credentials", None)
+        sources = fetch(url, credentials=credentials) if url else load_file(file)
         source = url.rstrip("/") if url else Path(file).name
         text = render(sources, source)
     except Exception as exc:

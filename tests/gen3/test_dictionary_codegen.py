@@ -12,8 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from scibind.gen3 import DictionaryError, resolve_dictionary
 from scibind.testing.gen3 import FakeGen3Commons
-from scibind.testing.gen3_dictionary import DictionaryError, resolve_dictionary
 
 from codegen import dictionary as codegen_dictionary
 
@@ -21,10 +21,24 @@ DATA = Path(__file__).parent / "data" / "dictionary.json"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(output: Path, *, file: Path | None = DATA, url: str | None = None) -> int:
+def run(
+    output: Path,
+    *,
+    file: Path | None = DATA,
+    url: str | None = None,
+    credentials: str | None = None,
+) -> int:
     return codegen_dictionary.main(
-        argparse.Namespace(file=file and str(file), url=url, output=str(output))
+        argparse.Namespace(
+            file=file and str(file), url=url, output=str(output), credentials=credentials
+        )
     )
+
+
+@pytest.fixture(autouse=True)
+def no_gen3_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("GEN3_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -184,3 +198,59 @@ def test_command_line_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "6 node types" in done.stdout
     assert "class SubmittedAlignedReads(TypedDict)" in output.read_text()
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_private_dictionary_is_read_with_gen3_credentials(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    fake = FakeGen3Commons()
+    fake.private_dictionary = True
+    output = tmp_path / "private_nodes.py"
+    with fake.mock():
+        assert run(output, file=None, url=fake.base_url) == 1  # anonymous: refused
+        assert "401" in capsys.readouterr().err and not output.exists()
+        keyfile = tmp_path / "credentials.json"
+        key = fake.write_credentials(keyfile)
+        keyfile.chmod(0o600)
+        if how == "environment":
+            monkeypatch.setenv("GEN3_API_KEY", str(keyfile))
+            assert (
+                run(output, file=None, url=fake.base_url + "/api/v0/submission/_dictionary/_all")
+                == 0
+            )
+        else:
+            assert run(output, file=None, url=fake.base_url, credentials=str(keyfile)) == 0
+    printed = capsys.readouterr()
+    assert "5 node types" in printed.out
+    text = output.read_text()
+    tokens = {
+        r.headers["authorization"].split()[-1]
+        for r in fake.requests
+        if "authorization" in r.headers
+    }
+    assert tokens  # the dictionary was read with a token ...
+    for secret in (key["api_key"], *tokens):  # ... that was never printed nor written
+        assert secret not in printed.out + printed.err + text
+    dictionary_reads = [r for r in fake.requests if r.url.path.endswith("/_dictionary/_all")]
+    assert dictionary_reads[-1].headers["authorization"].startswith("Bearer ")
+
+
+def test_codegen_takes_only_the_dserver_launcher_from_the_test_kit() -> None:
+    import ast
+
+    for path in sorted((REPO / "codegen").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "scibind.testing"
+            ):
+                assert node.module == "scibind.testing.dserver_server", (
+                    f"{path.name}: {node.module}"
+                )
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("scibind.testing"), path.name

@@ -20,6 +20,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._auth import Gen3Credentials, InsecureCredentialsWarning, gen3_credentials
     from ._client import AsyncGen3Client, Gen3Client
+    from ._dictionary import DictionaryError, resolve_dictionary
     from ._errors import (
         DeletionError,
         GraphQLError,
@@ -40,6 +41,7 @@ __all__ = [
     "AsyncGen3Client",
     "DeletionError",
     "DeletionResult",
+    "DictionaryError",
     "EntityOutcome",
     "Export",
     "Gen3Client",
@@ -53,11 +55,14 @@ __all__ = [
     "SubmissionError",
     "SubmissionResult",
     "gen3_credentials",
+    "resolve_dictionary",
 ]
 
 _EXPORTS = {
     "AsyncGen3Client": "._client",
     "Gen3Client": "._client",
+    "DictionaryError": "._dictionary",
+    "resolve_dictionary": "._dictionary",
     "Gen3Credentials": "._auth",
     "InsecureCredentialsWarning": "._auth",
     "gen3_credentials": "._auth",

@@ -118,6 +118,7 @@ class FakeGen3Commons(FakeService):
     Settings (plain attributes): ``access_token_ttl`` (seconds, default 1200), ``api_key_ttl``
     (default 30 days), ``max_presigned_url_ttl`` (3600), ``upload_bucket``, ``index_on_upload``
     (fill the index record as soon as an upload lands; when False, call :meth:`run_indexing`),
+    ``private_dictionary`` (the dictionary endpoints answer only with a valid token),
     ``wts_idps`` (the workspace token service's identity providers: ``default`` is this commons, whose
     ``user`` the workspace belongs to; add other fake commons under other names),
     ``graphql_error_status`` (400, as peregrine), ``indexd_credentials`` (HTTP Basic user and password
@@ -162,6 +163,7 @@ class FakeGen3Commons(FakeService):
         self.pending_indexing: list[tuple[str, str, str]] = []
         self.user = self.add_user("test-user@example.org", email="test-user@example.org")
         self.wts_idps: dict[str, FakeGen3Commons] = {"default": self}
+        self.private_dictionary = False
 
     # -- clock ---------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -1039,6 +1041,8 @@ class FakeGen3Commons(FakeService):
                 self._admin(request)
                 return json_response(self.graph.create_program(self._sheepdog_json(request)))
         if parts[0] == "_dictionary" and method == "GET":
+            if self.private_dictionary:
+                self._user(request)
             return self._sheepdog_dictionary(parts[1:])
         if parts == ["graphql"] and method == "POST":
             return self._graphql(request)
