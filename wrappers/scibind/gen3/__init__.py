@@ -7,6 +7,9 @@
 >>> g3.export_node("DEV-test", "sample").records();  g3.export_node_to("DEV-test", "sample", "sample.tsv")
 >>> result = g3.submit_file("DEV-test", "samples.tsv");  result.failed;  result.raise_for_failures()
 >>> record = g3.upload("reads.bam");  g3.download(record.did, "out/");  g3.index_records(uploader="me").list()
+>>> g3.create_index_record(hashes={"md5": ...}, size=1, urls=["s3://b/k"]);  g3.index_versions(guid)
+>>> g3.delete_nodes("DEV-test", ["subject", "sample"]);  g3.create_project("DEV", "test", dbgap_accession_number=...)
+>>> Gen3Client(idp="local");  Gen3Client(token_cache=True);  g3.access_token().reveal()
 
 :class:`AsyncGen3Client` offers the same calls, awaited (``async for`` over listings). See docs/gen3.md.
 """
