@@ -478,6 +478,36 @@ class FakeDandiArchive(FakeService):
             self._attach(ds, asset)
             return asset.asset_id
 
+    def add_assets(
+        self, dandiset_id: str, paths: Iterable[str], content: bytes = b"scibind test asset\n"
+    ) -> list[str]:
+        """Add many assets sharing one blob of ``content`` to the draft at once (large listings in tests
+        and benchmarks); paths are checked against each other and the draft. Returns the asset_ids."""
+        blob = self._blob_for(content)
+        with self.lock:
+            ds = self._dandiset(dandiset_id)
+            taken = {a.path for a in ds.draft.assets.values()}
+            folders = {p.rsplit("/", i)[0] for p in taken for i in range(1, p.count("/") + 1)}
+            added: list[str] = []
+            for path in paths:
+                self._validate_path(path)
+                if path in taken:
+                    raise _message(409, "An asset with that path already exists")
+                parents = [path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1)]
+                if path in folders or any(p in taken for p in parents):
+                    raise _message(
+                        409, f'Path of new asset "{path}" conflicts with existing assets'
+                    )
+                taken.add(path)
+                folders.update(parents)
+                meta = {"encodingFormat": "application/octet-stream", "path": path}
+                asset = self._new_asset(path, meta, blob=blob)
+                ds.draft.assets[asset.asset_id] = asset
+                added.append(asset.asset_id)
+            self._mark_pending(ds.draft)
+            ds.modified = _now()
+            return added
+
     def add_zarr(
         self, dandiset_id: str, name: str, files: dict[str, bytes], *, path: str | None = None
     ) -> str:
