@@ -19,6 +19,7 @@ import httpx
 from ..config import ClientConfig
 from .effects import Blocking, Call, GetConfig, Op, Parallel, Request, Sleep, Stream
 from .responses import (
+    ErrorClass,
     ErrorMessage,
     check_response,
     default_error_message,
@@ -53,6 +54,8 @@ class Runtime:
     """Extracts (message, code) from an error response."""
     detect: Callable[[httpx.Response], None] | None = None
     """Raises for error payloads that arrive with a success status (Midas ``stat: fail``, GraphQL ``errors``)."""
+    classify: ErrorClass | None = None
+    """Picks the error class when the status alone says too little (dserver's JWT layer answers 422)."""
 
 
 def _extensions(idempotent: bool | None, stream: bool = False) -> dict[str, Any]:
@@ -101,7 +104,7 @@ def build_request(
 
 def finish(runtime: Runtime, effect: Call | Request, response: httpx.Response) -> Any:
     """Check a buffered response and produce the effect's result (pure)."""
-    check_response(response, ok=effect.ok, message=runtime.message)
+    check_response(response, ok=effect.ok, message=runtime.message, classify=runtime.classify)
     if runtime.detect is not None and response.status_code < 300:
         runtime.detect(response)
     if isinstance(effect, Request):
@@ -225,7 +228,12 @@ class SyncDriver:
         try:
             if response.status_code >= 400 and response.status_code not in effect.ok:
                 response.read()
-                check_response(response, ok=effect.ok, message=self.runtime.message)
+                check_response(
+                    response,
+                    ok=effect.ok,
+                    message=self.runtime.message,
+                    classify=self.runtime.classify,
+                )
             if effect.on_response is not None:
                 effect.on_response(response)
             for chunk in response.iter_bytes(effect.chunk_size):
@@ -367,7 +375,12 @@ class AsyncDriver:
         try:
             if response.status_code >= 400 and response.status_code not in effect.ok:
                 await response.aread()
-                check_response(response, ok=effect.ok, message=self.runtime.message)
+                check_response(
+                    response,
+                    ok=effect.ok,
+                    message=self.runtime.message,
+                    classify=self.runtime.classify,
+                )
             if effect.on_response is not None:
                 effect.on_response(response)
             async for chunk in response.aiter_bytes(effect.chunk_size):

@@ -13,6 +13,7 @@ from .retry import BodyTooLarge, BudgetExceeded, RetryAfterTooLong, parse_retry_
 from .secrets import REDACTED, credentials_in, redact_url
 
 __all__ = [
+    "ErrorClass",
     "ErrorMessage",
     "check_response",
     "default_error_message",
@@ -24,6 +25,8 @@ __all__ = [
 
 # Extracts (message, code) from an error response; services override it for their body shapes.
 ErrorMessage = Callable[[httpx.Response], tuple[str, str | int | None]]
+# Picks the error class for a response when the status alone says too little (None: go by the status).
+ErrorClass = Callable[[httpx.Response], "type[errors.APIError] | None"]
 
 _STATUS_ERRORS: dict[int, type[errors.APIError]] = {
     400: errors.BadRequestError,
@@ -76,11 +79,14 @@ def default_error_message(response: httpx.Response) -> tuple[str, str | int | No
 
 
 def error_for_status(
-    response: httpx.Response, message: ErrorMessage = default_error_message
+    response: httpx.Response,
+    message: ErrorMessage = default_error_message,
+    classify: ErrorClass | None = None,
 ) -> errors.APIError:
-    """The typed error for an error response."""
+    """The typed error for an error response (``classify`` may pick the class from the body)."""
     status = response.status_code
-    cls = _STATUS_ERRORS.get(status) or (errors.ServerError if status >= 500 else errors.APIError)
+    cls = (classify(response) if classify else None) or _STATUS_ERRORS.get(status)
+    cls = cls or (errors.ServerError if status >= 500 else errors.APIError)
     text, code = message(_without_credentials(response))
     common: dict[str, Any] = {
         "status": status,
@@ -124,11 +130,12 @@ def check_response(
     *,
     ok: tuple[int, ...] = (),
     message: ErrorMessage = default_error_message,
+    classify: ErrorClass | None = None,
 ) -> None:
     """Raise the typed error unless the status is 2xx/3xx or listed in ``ok``. The body must be read."""
     if response.status_code < 400 or response.status_code in ok:
         return
-    raise error_for_status(response, message)
+    raise error_for_status(response, message, classify)
 
 
 def redirect_error(response: httpx.Response) -> errors.APIError:

@@ -16,7 +16,7 @@ from ..config import ClientConfig
 from ..errors import ConfigurationError, ResponseFormatError
 from ..pagination import Page, Paginator, x_pagination_page
 from ._auth import dserver_auth, dserver_url
-from ._errors import ReadmeFormatError, dserver_error_message
+from ._errors import ReadmeFormatError, dserver_error_class, dserver_error_message
 
 if TYPE_CHECKING:
     from scibind_generated.dserver.models import (
@@ -136,7 +136,9 @@ class _DServerOps:
 
     service: ClassVar[str] = "dserver"
     generated_package: ClassVar[str | None] = "scibind_generated.dserver"
-    runtime: ClassVar[Runtime] = Runtime(message=dserver_error_message)
+    runtime: ClassVar[Runtime] = Runtime(
+        message=dserver_error_message, classify=dserver_error_class
+    )
     _driver: Any
 
     def __init__(

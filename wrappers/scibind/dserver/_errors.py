@@ -16,10 +16,14 @@ from typing import Any
 import httpx
 
 from .._core.responses import default_error_message
-from .._core.secrets import redact_url
-from ..errors import AuthenticationError, ResponseFormatError
+from ..errors import APIError, AuthenticationError, ResponseFormatError
 
-__all__ = ["ReadmeFormatError", "dserver_error_message", "is_token_rejection"]
+__all__ = [
+    "ReadmeFormatError",
+    "dserver_error_class",
+    "dserver_error_message",
+    "is_token_rejection",
+]
 
 
 def _jwt_message(response: httpx.Response) -> str | None:
@@ -40,22 +44,19 @@ def is_token_rejection(response: httpx.Response) -> bool:
     return response.status_code == 422 and _jwt_message(response) is not None
 
 
-def dserver_error_message(response: httpx.Response) -> tuple[str, str | int | None]:
-    """(message, code) of a dserver error response; raises :class:`AuthenticationError` for the JWT layer's 422.
+def dserver_error_class(response: httpx.Response) -> type[APIError] | None:
+    """The dserver runtime's error classifier: a 422 from the JWT layer is an :class:`AuthenticationError`
+    (wherever it happens: calls, raw requests, streams); everything else goes by its status."""
+    if response.status_code == 422 and _jwt_message(response) is not None:
+        return AuthenticationError
+    return None
 
-    This is the dserver runtime's error reader: the drivers call it for every error status, so a token refused
-    with 422 surfaces as an authentication failure wherever it happens (calls, raw requests, streams).
-    """
-    if response.status_code == 422:
-        message = _jwt_message(response)
-        if message is not None:
-            raise AuthenticationError(
-                f"dserver refused the token: {message}",
-                status=response.status_code,
-                method=response.request.method,
-                url=redact_url(response.request.url),
-                body=message[:300],
-            )
+
+def dserver_error_message(response: httpx.Response) -> tuple[str, str | int | None]:
+    """(message, code) of a dserver error response; the JWT layer's refusals read "dserver refused the token"."""
+    message = _jwt_message(response) if response.status_code in (401, 422) else None
+    if message is not None:
+        return f"dserver refused the token: {message}", None
     return default_error_message(response)
 
 
