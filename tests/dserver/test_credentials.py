@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from scibind import errors
+from scibind._core.responses import error_for_status
 from scibind.auth import CredentialSource, env_source, prompt_source, resolve_credential
 from scibind.dserver import DServer
-from scibind.dserver._errors import dserver_error_message, is_token_rejection
+from scibind.dserver._errors import (
+    dserver_error_class,
+    dserver_error_message,
+    is_token_rejection,
+)
 
 URL = "http://127.0.0.1:9"  # never contacted: credentials are resolved when the client is built
 GENERATOR = "http://127.0.0.1:9/token"
@@ -117,10 +122,12 @@ def test_token_rejections_are_told_apart_from_validation_errors(
 ) -> None:
     response = _response(status, body)
     assert is_token_rejection(response) is refused
-    if status == 422 and refused:
-        with pytest.raises(errors.AuthenticationError) as info:
-            dserver_error_message(response)
-        assert info.value.status == 422 and body["msg"] in str(info.value)
+    error = error_for_status(response, dserver_error_message, dserver_error_class)
+    if refused:
+        assert type(error) is errors.AuthenticationError
+        assert error.status == status
+        if "msg" in body:
+            assert body["msg"] in str(error)
     else:
-        message, _code = dserver_error_message(response)
-        assert message
+        assert type(error) is not errors.AuthenticationError
+        assert str(error)
