@@ -98,10 +98,11 @@ class AccountOps(DandiBase):
     ) -> fx.Op[UserDetail]:
         """Check an API key with the archive, use it from now on, and store it in the keyring (like dandi-cli).
 
-        Without ``api_key`` the key is asked for, only on a terminal (``interactive``: default, stdin is one);
-        elsewhere CredentialsError. The key is checked with ``GET /auth/token/`` (AuthenticationError when the
-        archive refuses it) and, with ``save``, stored as dandi-cli stores it (keyring ``dandi-api-<instance>``,
-        username ``key``), where this client and dandi-cli look for it next time. Returns the user.
+        Without ``api_key`` the key is asked for, only when stdin is a terminal (never with
+        ``interactive=False``); elsewhere CredentialsError. The key is checked with ``GET /auth/token/``
+        (AuthenticationError when the archive refuses it; nothing changes then) and used from then on. With
+        ``save`` it is stored as dandi-cli stores it (keyring ``dandi-api-<instance>``, username ``key``), where
+        this client and dandi-cli look next time (CredentialsError when no keyring takes it). Returns the user.
         """
         from ..auth import HeaderAuth, ScopedAuth, check_credential_url, keyring_store
 
@@ -252,7 +253,7 @@ def _generic_page(resp: httpx.Response, key: int | str) -> Page[dict[str, Any]]:
             raise TypeError("next must be a link or null")
     except (TypeError, ValueError) as exc:
         raise format_error(resp.request, "response is not a listing", exc) from None
-    if nxt and "page=" not in httpx.URL(nxt).query.decode():
+    if nxt and "page" not in httpx.URL(nxt).params:
         return Page(items, next=nxt)  # a cursor: follow the links
     if key == 1 and nxt and isinstance(count, int) and not isinstance(count, bool) and items:
         return Page(items, total_pages=math.ceil(count / len(items)), total_items=count, next=2)
