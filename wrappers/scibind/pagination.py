@@ -35,6 +35,10 @@ __all__ = [
 T = TypeVar("T")
 U = TypeVar("U")
 
+PAGES_AHEAD = 2
+"""Windows of pages started ahead of the consumer: the running window and one more waiting (memory stays at
+about ``2 x window`` pages however long the listing; a consumer that stops early leaves the rest unfetched)."""
+
 
 @attrs.frozen
 class Page(Generic[T]):
@@ -179,7 +183,7 @@ class Paginator(Generic[T]):
         yield first
         rest = self._rest_keys(first)
         if rest is not None:
-            yield from driver.imap((self._fetch(k) for k in rest), self._window)
+            yield from driver.imap((self._fetch(k) for k in rest), self._window, ahead=PAGES_AHEAD)
             return
         key = first.next
         while key is not None:
@@ -204,7 +208,9 @@ class Paginator(Generic[T]):
         yield first
         rest = self._rest_keys(first)
         if rest is not None:
-            async for page in driver.imap((self._fetch(k) for k in rest), self._window):
+            async for page in driver.imap(
+                (self._fetch(k) for k in rest), self._window, ahead=PAGES_AHEAD
+            ):
                 yield page
             return
         key = first.next

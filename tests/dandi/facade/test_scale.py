@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from scibind._core.drivers import AHEAD
+from scibind.pagination import PAGES_AHEAD
 from scibind.config import ClientConfig, RetryPolicy
 from scibind.dandi import AsyncDandiClient, DandiClient
 
@@ -156,9 +156,9 @@ async def test_listing_is_lazy(
         await close(client)
     assert seen == stop_after
     consumed = -(-stop_after // page_size)
-    # the pages consumed, plus a bounded look-ahead: the running window and the results queued for the
-    # consumer (scibind._core.drivers.AHEAD windows); never the whole listing
-    ahead = (AHEAD + 1) * CONFIG.max_concurrency
+    # the pages consumed, plus a bounded look-ahead: PAGES_AHEAD windows started ahead of the consumer
+    # (plus the first page); never the whole listing
+    ahead = PAGES_AHEAD * CONFIG.max_concurrency + 1
     assert consumed <= len(fake.watched) <= consumed + ahead
     assert len(fake.watched) < ASSETS // page_size
 

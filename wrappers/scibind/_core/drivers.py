@@ -248,11 +248,13 @@ class SyncDriver:
             raise error  # not as context of the httpx error, which holds the request URL
         return response
 
-    def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> Iterator[T]:
+    def imap(
+        self, ops: Iterable[Op[T]], window: int | None = None, *, ahead: int = AHEAD
+    ) -> Iterator[T]:
         """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily.
 
-        A slow operation does not hold up the others: up to ``AHEAD`` x ``window`` results may wait for the
-        consumer while the pool keeps ``window`` operations running.
+        A slow operation does not hold up the others: up to ``ahead`` x ``window`` operations are started
+        ahead of the consumer (``window`` of them running at once), their results waiting in order.
         """
         import threading
         from concurrent.futures import ThreadPoolExecutor
@@ -276,7 +278,7 @@ class SyncDriver:
         source = iter(ops)
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="scibind") as pool:
             pending = collections.deque(
-                pool.submit(guarded, op) for op in itertools.islice(source, window * AHEAD)
+                pool.submit(guarded, op) for op in itertools.islice(source, window * ahead)
             )
             try:
                 while pending:
@@ -395,11 +397,13 @@ class AsyncDriver:
             raise error  # not as context of the httpx error, which holds the request URL
         return response
 
-    async def imap(self, ops: Iterable[Op[T]], window: int | None = None) -> AsyncIterator[T]:
+    async def imap(
+        self, ops: Iterable[Op[T]], window: int | None = None, *, ahead: int = AHEAD
+    ) -> AsyncIterator[T]:
         """Run ``ops`` with at most ``window`` in flight; yield results in order, lazily.
 
-        A slow operation does not hold up the others: up to ``AHEAD`` x ``window`` results may wait for the
-        consumer while ``window`` operations keep running.
+        A slow operation does not hold up the others: up to ``ahead`` x ``window`` operations are started
+        ahead of the consumer (``window`` of them running at once), their results waiting in order.
         """
         import asyncio
 
@@ -421,7 +425,7 @@ class AsyncDriver:
 
         source = iter(ops)
         pending = collections.deque(
-            asyncio.ensure_future(limited(op)) for op in itertools.islice(source, window * AHEAD)
+            asyncio.ensure_future(limited(op)) for op in itertools.islice(source, window * ahead)
         )
         try:
             while pending:
