@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from scibind.pagination import PAGES_AHEAD
 from scibind.config import ClientConfig, RetryPolicy
 from scibind.dandi import AsyncDandiClient, DandiClient
+from scibind.pagination import PAGES_AHEAD
 
 from .conftest import PART, SmallParts, call, close, collect
 
