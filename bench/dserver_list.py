@@ -64,7 +64,11 @@ def measure(url: str, token: str, n: int, repeat: int) -> dict[str, float]:
         total, page, pages = 0, 1, 1
         while page <= pages:
             pagination: dict[str, Any] = {}
-            total += len(dtool_lookup_api.get_datasets(page_number=page, page_size=PAGE_SIZE, pagination=pagination))
+            total += len(
+                dtool_lookup_api.get_datasets(
+                    page_number=page, page_size=PAGE_SIZE, pagination=pagination
+                )
+            )
             pages = pagination.get("total_pages", 1)
             page += 1
         return total
@@ -77,7 +81,9 @@ def measure(url: str, token: str, n: int, repeat: int) -> dict[str, float]:
                 total, page, pages = 0, 1, 1
                 while page <= pages:
                     pagination: dict[str, Any] = {}
-                    got = await client.get_datasets(page_number=page, page_size=PAGE_SIZE, pagination=pagination)
+                    got = await client.get_datasets(
+                        page_number=page, page_size=PAGE_SIZE, pagination=pagination
+                    )
                     total += len(got)
                     pages = pagination.get("total_pages", 1)
                     page += 1
@@ -102,12 +108,17 @@ NAMES = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--latency-ms", type=float, nargs="*", default=[0.0, 20.0],
+        "--latency-ms",
+        type=float,
+        nargs="*",
+        default=[0.0, 20.0],
         help="round-trip latencies to emulate with a TCP proxy in front of the server (default: 0 and 20)",
     )
     args = parser.parse_args()
@@ -119,7 +130,10 @@ def main() -> int:
     with run_dserver() as server:
         t0 = time.perf_counter()
         server.seed_datasets(args.datasets, seed=1)
-        print(f"registered {args.datasets} datasets in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        print(
+            f"registered {args.datasets} datasets in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+        )
         token = server.token(expires_in=3600)
         config = Path(home, ".config", "dtool", "dtool.json")
         config.parent.mkdir(parents=True)
@@ -128,12 +142,18 @@ def main() -> int:
         table = []
         for rtt in args.latency_ms:
             port = int(server.url.rsplit(":", 1)[1])
-            with latency_proxy("127.0.0.1", port, rtt / 2) if rtt else contextlib.nullcontext(port) as port:
+            with (
+                latency_proxy("127.0.0.1", port, rtt / 2)
+                if rtt
+                else contextlib.nullcontext(port) as port
+            ):
                 url = f"http://127.0.0.1:{port}"
                 config.write_text(json.dumps({"DSERVER_URL": url, "DSERVER_TOKEN": token}))
                 results = measure(url, token, n, args.repeat)
             table.append((rtt, results))
-    print(f"\nList {n} datasets from a real dserver (median of {args.repeat}, page size {PAGE_SIZE}):\n")
+    print(
+        f"\nList {n} datasets from a real dserver (median of {args.repeat}, page size {PAGE_SIZE}):\n"
+    )
     print("| network RTT | mode | scibind | dtool-lookup-api | ratio (scibind / peer) |")
     print("|---|---|---|---|---|")
     for rtt, results in table:
@@ -143,7 +163,9 @@ def main() -> int:
                 f"| {results[ours] / results[theirs]:.2f} |"
             )
     if args.json:
-        args.json.write_text(json.dumps({"datasets": n, "repeat": args.repeat, "results": table}, indent=2))
+        args.json.write_text(
+            json.dumps({"datasets": n, "repeat": args.repeat, "results": table}, indent=2)
+        )
     return 0
 
 

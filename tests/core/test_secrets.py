@@ -41,5 +41,7 @@ def test_redact_headers_and_loopback() -> None:
 
 
 def test_midas_upload_token_is_redacted() -> None:
-    out = redact_url("https://midas.test/api/json?method=midas.upload.perform&uploadtoken=abc123secret&length=5")
+    out = redact_url(
+        "https://midas.test/api/json?method=midas.upload.perform&uploadtoken=abc123secret&length=5"
+    )
     assert "abc123secret" not in out and "length=5" in out
