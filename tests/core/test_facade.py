@@ -151,3 +151,12 @@ async def test_async_stalled_operation_does_not_hold_up_the_others() -> None:
     async with AsyncToy(transport=httpx.MockTransport(handler)) as toy:
         got = await toy.get_many([str(i) for i in range(6)])
     assert [g["id"] for g in got] == [str(i) for i in range(6)]
+
+
+def test_operations_called_through_the_class_and_inspectable() -> None:
+    import inspect
+
+    with Toy(transport=httpx.MockTransport(things)) as toy:
+        assert Toy.get_thing(toy, "a") == toy.get_thing("a")
+    assert list(inspect.signature(Toy.get_thing).parameters) == ["self", "id"]
+    assert Toy.get_thing.__doc__ == "One thing."

@@ -177,7 +177,7 @@ class operation(Generic[P, T]):
 
     def __init__(self, fn: Callable[Concatenate[Any, P], Op[T]]) -> None:
         self.fn = fn
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> Self: ...
@@ -204,3 +204,8 @@ class operation(Generic[P, T]):
 
             return functools.update_wrapper(run_sync, fn)
         raise TypeError(f"{type(obj).__name__} is neither a SyncFacade nor an AsyncFacade")
+
+    def __call__(self, obj: Any, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Called through the class (``DServer.get_manifest(client, uri)``), like a plain method; this also
+        lets ``help()`` and ``inspect.signature`` show the operation's signature on the class."""
+        return self.__get__(obj, type(obj))(*args, **kwargs)
