@@ -76,3 +76,33 @@ async def test_async_reads_leave_the_event_loop_free(tmp_path: Path) -> None:
         loop_ran.set()
         thread.join(timeout=10)
     assert saw_loop == [True], "the stream blocked the event loop while it read the file"
+
+
+def _fds_open_on(path: Path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_a_pass_cancelled_while_the_file_opens_closes_it(tmp_path: Path) -> None:
+    """A part upload cancelled (a sibling failed) while its worker thread is still opening the file: the file
+    the thread opens afterwards is closed, not left to the garbage collector (ResourceWarning)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    task = asyncio.ensure_future(collect(FileSliceStream(fifo, length=10, chunk_size=10)))
+    await asyncio.sleep(0)  # the pass starts: its thread blocks opening the FIFO (no writer yet)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with open(fifo, "wb") as f:  # now the thread's open returns, after the pass was cancelled
+        f.write(b"x")
+    deadline = asyncio.get_running_loop().time() + 5
+    while _fds_open_on(fifo) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)  # poll: the close runs on the loop once the thread is done
+    assert _fds_open_on(fifo) == 0

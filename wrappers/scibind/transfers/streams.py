@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import httpx
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["FileSliceStream", "with_stream"]
 
@@ -59,11 +62,18 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
                 yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        import asyncio
+        import asyncio  # only on async paths (import time)
 
         if self.on_start is not None:
             self.on_start()
-        f = await asyncio.to_thread(self._open)
+        # opened in a worker thread; if this pass is cancelled meanwhile (a failed sibling part), the file the
+        # thread still opens is closed when it arrives instead of being left to the garbage collector
+        opening = asyncio.get_running_loop().run_in_executor(None, self._open)
+        try:
+            f = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
         try:
             remaining = self.length
             while remaining > 0:
@@ -94,6 +104,11 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     def headers(self) -> dict[str, str]:
         """``Content-Length`` for this slice (httpx cannot infer it from a stream)."""
         return {"Content-Length": str(self.length)}
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def with_stream(request: httpx.Request, stream: FileSliceStream) -> httpx.Request:
