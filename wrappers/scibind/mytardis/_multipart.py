@@ -162,9 +162,11 @@ class FileFirstMultipart(httpx.SyncByteStream, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         import asyncio
 
+        from ..transfers.streams import open_off_loop
+
         state = self._begin()
         yield self._head
-        f: Any = await asyncio.to_thread(open, self.path, "rb", buffering=0)
+        f: Any = await open_off_loop(lambda: open(self.path, "rb", buffering=0))  # noqa: SIM115
         try:
             while n := state.want():
                 yield state.take(await asyncio.to_thread(f.read, n))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import httpx
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["FileSliceStream", "with_stream"]
+__all__ = ["FileSliceStream", "open_off_loop", "with_stream"]
+
+F = TypeVar("F", bound=IO[bytes])
 
 CHUNK = 1024 * 1024
 
@@ -66,14 +68,7 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
         if self.on_start is not None:
             self.on_start()
-        # opened in a worker thread; if this pass is cancelled meanwhile (a failed sibling part), the file the
-        # thread still opens is closed when it arrives instead of being left to the garbage collector
-        opening = asyncio.get_running_loop().run_in_executor(None, self._open)
-        try:
-            f = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_close_opened)
-            raise
+        f = await open_off_loop(self._open)
         try:
             remaining = self.length
             while remaining > 0:
@@ -106,7 +101,23 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         return {"Content-Length": str(self.length)}
 
 
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+async def open_off_loop(opener: Callable[[], F]) -> F:
+    """``opener()`` (opening a file) run in a worker thread, so the event loop never waits for the disk.
+
+    If the awaiting task is cancelled meanwhile (a failed sibling part, a timeout), the file the thread still
+    opens is closed when it arrives instead of being left to the garbage collector.
+    """
+    import asyncio
+
+    opening = asyncio.get_running_loop().run_in_executor(None, opener)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[Any]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()
 
