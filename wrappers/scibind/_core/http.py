@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -97,6 +99,45 @@ def _common(
     }
 
 
+_TLS_CONTEXTS: dict[tuple[Any, ...], Any] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def tls_verify(config: ClientConfig) -> Any:
+    """What to pass as the transport's ``verify``: one TLS context per process for each set of settings.
+
+    Building a context loads the CA bundle (~20 ms, most of what making a client costs); contexts are safe to
+    share between clients and threads. The key includes the environment variables httpx reads for it
+    (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) so a changed setting gets a new context.
+    """
+    if config.verify is False:
+        return False
+    env = (
+        (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if config.trust_env
+        else ()
+    )
+    key = (config.verify, config.trust_env, config.http2, *env)
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:
+        with _TLS_LOCK:
+            context = _TLS_CONTEXTS.get(key)
+            if context is None:
+                if isinstance(config.verify, str):  # a CA bundle file or directory
+                    import ssl
+
+                    where = config.verify
+                    context = (
+                        ssl.create_default_context(capath=where)
+                        if os.path.isdir(where)
+                        else ssl.create_default_context(cafile=where)
+                    )
+                else:
+                    context = httpx.create_ssl_context(verify=True, trust_env=config.trust_env)
+                _TLS_CONTEXTS[key] = context
+    return context
+
+
 def _log_request(request: httpx.Request) -> None:
     log.debug("-> %s %s", request.method, redact_url(request.url))
 
@@ -131,7 +172,7 @@ def build_sync_client(
     inner = transport
     if inner is None:
         inner = httpx.HTTPTransport(
-            verify=config.verify,
+            verify=tls_verify(config),
             http2=config.http2,
             limits=config.httpx_limits(),
             proxy=config.proxy,
@@ -167,7 +208,7 @@ def build_async_client(
     inner = transport
     if inner is None:
         inner = httpx.AsyncHTTPTransport(
-            verify=config.verify,
+            verify=tls_verify(config),
             http2=config.http2,
             limits=config.httpx_limits(),
             proxy=config.proxy,
