@@ -7,36 +7,7 @@ import sys
 
 import pytest
 
-RUNS = 7
-
-
-def _cost(statement: str, first_module: str) -> int:
-    """Microseconds a fresh interpreter spends on the top-level imports the statement triggers."""
-    err = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", statement],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    total, started = 0, False
-    for line in err.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
-        _, cumulative, name = line.split("|", 2)
-        if name.startswith("  "):
-            continue
-        started = started or name.strip().split(".")[0] == first_module
-        total += int(cumulative) if started else 0
-    return total
-
-
-def _ratio_to_httpx(statement: str) -> float:
-    """Best of RUNS interleaved runs of ``statement`` over best of ``import httpx``."""
-    ours, reference = [], []
-    for _ in range(RUNS):
-        reference.append(_cost("import httpx", "httpx"))
-        ours.append(_cost(statement, "scibind"))
-    return min(ours) / min(reference)
+from ..test_import_time import ratio_to_httpx
 
 
 def _modules_after(statement: str) -> list[str]:
@@ -61,5 +32,5 @@ def test_client_classes_load_no_generated_code() -> None:
     "statement", ["import scibind.midas", "from scibind.midas import MidasClient"]
 )
 def test_import_within_budget(statement: str) -> None:
-    ratio = _ratio_to_httpx(statement)
+    ratio, _cost, _httpx_cost = ratio_to_httpx(statement)
     assert ratio <= 1.5, f"{statement}: {ratio:.2f} x import httpx"
