@@ -33,11 +33,13 @@ import attrs
 
 from .secrets import Secret
 
-__all__ = ["TokenCache", "TokenCacheEntry", "default_directory"]
+__all__ = ["ENV", "TokenCache", "TokenCacheEntry", "default_directory", "resolve_token_cache"]
 
 log = logging.getLogger("scibind.auth")
 
 FORMAT = 1
+ENV = "SCIBIND_TOKEN_CACHE"
+"""Turns the cache on for every client that was not told otherwise (``1``/``true``/``yes``/``on``)."""
 
 
 def default_directory() -> Path:
@@ -156,3 +158,13 @@ class TokenCacheEntry:
 
     def __repr__(self) -> str:
         return f"TokenCacheEntry({self.digest[:12]}...)"
+
+
+def resolve_token_cache(choice: bool | TokenCache | None) -> TokenCache | None:
+    """The cache a client uses: an explicit one, ``True`` for the default directory, ``None`` to follow
+    ``SCIBIND_TOKEN_CACHE``; off otherwise."""
+    if choice is None:
+        choice = os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(choice, TokenCache):
+        return choice
+    return TokenCache() if choice else None

@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 KEYRING_SERVICE = "scibind-dserver"
-TOKEN_CACHE_ENV = "SCIBIND_TOKEN_CACHE"
 
 
 def dtool_config_path() -> Path:
@@ -183,18 +182,6 @@ class DServerTokenAuth(RefreshingTokenAuth):
             discard()
 
 
-def _token_cache(choice: bool | TokenCache | None) -> TokenCache | None:
-    """The on-disk token cache: an explicit one, ``True`` for the default directory, ``None`` to follow
-    ``SCIBIND_TOKEN_CACHE`` (``1``/``true``/``yes``/``on``); off otherwise."""
-    from .._core.token_cache import TokenCache
-
-    if choice is None:
-        choice = os.environ.get(TOKEN_CACHE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(choice, TokenCache):
-        return choice
-    return TokenCache() if choice else None
-
-
 def dserver_auth(
     *,
     token: str | Secret | None = None,
@@ -240,7 +227,9 @@ def dserver_auth(
             minter = TokenGeneratorMinter(
                 generator, user, pw, allow_insecure_http=allow_insecure_http
             )
-            cache = _token_cache(token_cache)
+            from .._core.token_cache import resolve_token_cache
+
+            cache = resolve_token_cache(token_cache)
             store = cache.entry("dserver-token-generator", generator, user) if cache else None
             return DServerTokenAuth(minter, token=static, skew=30.0, store=store)
     if static is not None:

@@ -75,7 +75,6 @@ REFRESH_ON = (401, 403)
 """Statuses after which a request is repeated once with a new token (403 only for a token not minted just now)."""
 ACCESS_TOKEN_PREFIX = "accesstoken:///"
 WTS_PREFIX = "idp://wts/"
-TOKEN_CACHE_ENV = "SCIBIND_TOKEN_CACHE"
 
 
 class InsecureCredentialsWarning(UserWarning):
@@ -398,18 +397,6 @@ def _refreshing(
     return Gen3Credentials(endpoint, auth, source)
 
 
-def _token_cache(choice: bool | TokenCache | None) -> TokenCache | None:
-    """The on-disk token cache to use: an explicit one, ``True`` for the default, ``None`` to follow
-    ``SCIBIND_TOKEN_CACHE`` (``1``/``true``/``yes``); off otherwise."""
-    from .._core.token_cache import TokenCache
-
-    if choice is None:
-        choice = os.environ.get(TOKEN_CACHE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(choice, TokenCache):
-        return choice
-    return TokenCache() if choice else None
-
-
 def _key_identity(key: Secret) -> str:
     """What names an API key in the token cache: its id (``jti``), never the key itself."""
     jti = _claims(key.reveal()).get("jti")
@@ -478,7 +465,9 @@ def gen3_credentials(
         raise ConfigurationError(f"give only one of {', '.join(given)}")
     if (client_id is None) != (client_secret is None):
         raise ConfigurationError("client_id and client_secret go together")
-    cache = _token_cache(token_cache)
+    from .._core.token_cache import resolve_token_cache
+
+    cache = resolve_token_cache(token_cache)
 
     if isinstance(credentials, str) and credentials.startswith(ACCESS_TOKEN_PREFIX):
         access_token, credentials = credentials[len(ACCESS_TOKEN_PREFIX) :], None
