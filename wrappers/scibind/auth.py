@@ -340,22 +340,13 @@ class RefreshingTokenAuth(httpx.Auth):
 
 
 async def _acquire_off_loop(lock: threading.Lock) -> None:
-    """Take a thread lock without blocking the event loop (in a worker thread when it is held).
-
-    If the waiting task is cancelled, the worker still gets the lock eventually and then gives it back.
-    """
+    """Take a thread lock without blocking the event loop (in a worker thread when it is held); if the
+    waiting task is cancelled, the worker still gets the lock eventually and then gives it back."""
     if lock.acquire(blocking=False):
         return
-    import asyncio
+    from ._core.offloop import run_off_loop
 
-    waiter = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
-    try:
-        await asyncio.shield(waiter)
-    except BaseException:
-        waiter.add_done_callback(
-            lambda done: lock.release() if not done.cancelled() and done.result() else None
-        )
-        raise
+    await run_off_loop(lock.acquire, lambda got: lock.release() if got else None)
 
 
 def _read(response: httpx.Response) -> httpx.Response:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, BinaryIO, TypeVar
 
 import httpx
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = ["FileSliceStream", "open_off_loop", "with_stream"]
 
@@ -102,24 +99,10 @@ class FileSliceStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 async def open_off_loop(opener: Callable[[], F]) -> F:
-    """``opener()`` (opening a file) run in a worker thread, so the event loop never waits for the disk.
+    """``opener()`` (opening a file) in a worker thread; the file is closed if the waiting task is cancelled."""
+    from .._core.offloop import run_off_loop
 
-    If the awaiting task is cancelled meanwhile (a failed sibling part, a timeout), the file the thread still
-    opens is closed when it arrives instead of being left to the garbage collector.
-    """
-    import asyncio
-
-    opening = asyncio.get_running_loop().run_in_executor(None, opener)
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
-        raise
-
-
-def _close_opened(opening: asyncio.Future[Any]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
+    return await run_off_loop(opener, lambda f: f.close())
 
 
 def with_stream(request: httpx.Request, stream: FileSliceStream) -> httpx.Request:
