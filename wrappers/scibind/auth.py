@@ -246,12 +246,19 @@ class RefreshingTokenAuth(httpx.Auth):
         request.headers[self.header] = f"{self.scheme} {self.token.reveal()}"
         return self.token
 
+    refusal_statuses: frozenset[int] = frozenset({401})
+    """Statuses with which the server may refuse the token itself (their bodies are read for :meth:`refused`)."""
+
+    def refused(self, response: httpx.Response) -> bool:
+        """Whether the server refused the token itself (401 here; a service whose token layer answers
+        otherwise overrides this and ``refusal_statuses``). Such an answer always earns one refresh-and-retry."""
+        return response.status_code == 401
+
     def _retry_after(self, response: httpx.Response) -> bool:
-        status = response.status_code
-        if status not in self.refresh_on:
-            return False
-        if status == 401:
+        if self.refused(response):
             return True
+        if response.status_code not in self.refresh_on:
+            return False
         return self.minted_at is None or self.clock() - self.minted_at >= self.fresh_for
 
     def _async_lock(self) -> asyncio.Lock:
@@ -308,6 +315,8 @@ class RefreshingTokenAuth(httpx.Auth):
                     self._accept(_read((yield self.minter.build_request())))
         used = self._authorize(request)
         response = yield request
+        if response.status_code in self.refusal_statuses:
+            response.read()  # a short error body that `refused` may look at
         if self._retry_after(response):
             with self._thread_lock:
                 if self.token == used:  # nobody refreshed meanwhile
@@ -326,6 +335,8 @@ class RefreshingTokenAuth(httpx.Auth):
                     self._accept(response)
         used = self._authorize(request)
         response = yield request
+        if response.status_code in self.refusal_statuses:
+            await response.aread()
         if self._retry_after(response):
             async with self._refreshing():
                 if self.token == used:

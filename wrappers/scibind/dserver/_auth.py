@@ -17,7 +17,6 @@ token the server refuses is dropped and a new one minted.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,64 +121,12 @@ class DServerTokenAuth(RefreshingTokenAuth):
     """:class:`~scibind.auth.RefreshingTokenAuth` that also mints again when dserver's JWT layer refuses the
     token with 422 (malformed, badly signed, wrong algorithm), not only on 401. Still at most once per request:
     if the new token is refused too, the refusal is what the caller gets. A refused token that came from the
-    on-disk cache (``store``) is removed from it."""
+    on-disk cache (``store``) is replaced there by the new one."""
 
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        flow = super().sync_auth_flow(request)
-        outgoing = next(flow)
-        while True:
-            response = yield outgoing
-            if response.status_code == 422:
-                response.read()  # a short JSON error body
-            try:
-                outgoing = flow.send(self._as_seen_by_refresh(request, response))
-            except StopIteration:
-                return
+    refusal_statuses = frozenset({401, 422})
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        flow = super().async_auth_flow(request)
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                if response.status_code == 422:
-                    await response.aread()  # a short JSON error body
-                try:
-                    outgoing = await flow.asend(self._as_seen_by_refresh(request, response))
-                except StopAsyncIteration:
-                    break
-        finally:
-            await flow.aclose()
-
-    def _as_seen_by_refresh(
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Response:
-        """What the refresh logic is shown: dserver's answer to ``request`` itself, as a 401 when its JWT layer
-        refused the token with 422 (the caller still receives the real response). Minting responses pass as is."""
-        if response.request is not request or not is_token_rejection(response):
-            return response
-        self._forget_cached(request)
-        if response.status_code == 401:
-            return response
-        return httpx.Response(
-            401, headers=response.headers, content=response.content, request=request
-        )
-
-    def _forget_cached(self, request: httpx.Request) -> None:
-        """Remove the cached token if it is the one the server just refused."""
-        discard = getattr(self.token_store, "discard", None)
-        if self.token_store is None or discard is None:
-            return
-        kept = self.token_store.load()
-        if (
-            kept is not None
-            and request.headers.get(self.header) == f"{self.scheme} {kept[0].reveal()}"
-        ):
-            discard()
+    def refused(self, response: httpx.Response) -> bool:
+        return is_token_rejection(response)
 
 
 def dserver_auth(
