@@ -155,18 +155,12 @@ class SyncDriver:
 
     is_async = False
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        runtime: Runtime,
-        max_concurrency: int,
-        config: ClientConfig | None = None,
-    ) -> None:
+    def __init__(self, client: httpx.Client, runtime: Runtime, config: ClientConfig) -> None:
         self.client = client
         self.runtime = runtime
-        self.max_concurrency = max_concurrency
-        self.config = config or ClientConfig(max_concurrency=max_concurrency)
-        """What :class:`~scibind._core.effects.GetConfig` returns (the facade's configuration)."""
+        self.config = config
+        """The facade's configuration (what :class:`~scibind._core.effects.GetConfig` returns)."""
+        self.max_concurrency = config.max_concurrency
 
     def run(self, op: Op[T]) -> T:
         """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""
@@ -300,18 +294,12 @@ class AsyncDriver:
 
     is_async = True
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        runtime: Runtime,
-        max_concurrency: int,
-        config: ClientConfig | None = None,
-    ) -> None:
+    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, config: ClientConfig) -> None:
         self.client = client
         self.runtime = runtime
-        self.max_concurrency = max_concurrency
-        self.config = config or ClientConfig(max_concurrency=max_concurrency)
-        """What :class:`~scibind._core.effects.GetConfig` returns (the facade's configuration)."""
+        self.config = config
+        """The facade's configuration (what :class:`~scibind._core.effects.GetConfig` returns)."""
+        self.max_concurrency = config.max_concurrency
 
     async def run(self, op: Op[T]) -> T:
         """Drive ``op`` to completion; errors from effects are thrown into it so it can handle them."""

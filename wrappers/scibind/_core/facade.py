@@ -81,9 +81,7 @@ class FacadeBase:
             transport=transport,
             origins=origins,
         )
-        self._driver = self._driver_class(
-            self._http, self.runtime, self.config.max_concurrency, self.config
-        )
+        self._driver = self._driver_class(self._http, self.runtime, self.config)
 
     @property
     def raw(self) -> Any:
